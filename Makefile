@@ -1,0 +1,53 @@
+# The interface to Luster: CI, pre-commit and people all call these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all run test lint typecheck migrate services venv browser bench chaos lock clean
+
+all: lint typecheck test
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	@scripts/ensure-services.sh
+
+migrate: venv services
+	$(PY) -m shared.migrate
+
+## Run the whole stack on embedded defaults: api :8000, worker, monitor :8001.
+run: venv services migrate
+	@PY=$(PY) scripts/run-stack.sh
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "luster: install Chromium (Debian: apt-get install chromium) for the browser tests" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+## Run every test against the real PostgreSQL and RabbitMQ.
+test: venv services browser
+	$(PY) -m pytest -p no:cacheprovider
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy shared services
+
+bench: venv services migrate
+	$(PY) -m bench
+
+lock: venv
+	$(PY) -m pip freeze --exclude-editable | grep -v '^luster' > requirements.lock
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+"""The API application factory, shared by `__main__` and the tests."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api import keys, middlewares, resources
+from services.api.routes import setup_routes
+from services.api.settings import ApiSettings
+
+# Room for the largest upload plus the form's other fields; uploads are capped while streamed.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def create_app(settings: ApiSettings) -> web.Application:
+    app = web.Application(
+        middlewares=[middlewares.access_log, middlewares.errors],
+        client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+    )
+    app[keys.SETTINGS] = settings
+    app.cleanup_ctx.extend([resources.storage, resources.database, resources.broker, resources.outbox_relay])
+    setup_routes(app)
+    return app

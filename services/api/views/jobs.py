@@ -1,0 +1,110 @@
+"""Job endpoints: submit, read, list, fetch the output, cancel."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from services.api import keys
+from services.api.bodies import parse_model, read_form, read_json
+from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
+from services.api.submission import find_replay, fingerprint, submit
+from services.api.uploads import store_asset
+from shared import jobs, outbox
+from shared.broker import event_message
+from shared.domain import JobStatus
+from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
+from shared.events import JobCanceled, make_event
+from shared.jobs import Job
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def job_id_from(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["job_id"])
+    except ValueError as error:
+        raise InvalidField("job id is not a UUID", field="job_id") from error
+
+
+async def load_job(request: web.Request) -> Job:
+    job_id = job_id_from(request)
+    job = await jobs.get_job(request.app[keys.POOL], job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist", field="job_id")
+    return job
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 1 <= len(key) <= 255:
+        raise InvalidField("Idempotency-Key must be 1 to 255 characters", field=IDEMPOTENCY_HEADER)
+    return key
+
+
+def _respond(job: Job, status: int) -> web.Response:
+    body = JobEnvelope(job=JobOut.of(job)).model_dump_json()
+    return web.json_response(text=body, status=status, headers={"Location": f"/jobs/{job.id}"})
+
+
+async def create_job(request: web.Request) -> web.Response:
+    """Accept a job from a multipart form (optionally with the `file` itself) or a JSON body."""
+    settings, pool = request.app[keys.SETTINGS], request.app[keys.POOL]
+    key = _idempotency_key(request)
+    if request.content_type == "multipart/form-data":
+        form = await read_form(request, max_file_bytes=settings.max_upload_bytes)
+        fields: dict[str, object] = dict(form.fields)
+        upload = form.file
+    elif request.content_type == "application/json":
+        fields, upload = await read_json(request), None
+    else:
+        raise MalformedBody("send multipart/form-data or application/json")
+    job_request = parse_model(JobCreate, fields)
+    if upload is not None and job_request.asset_id is not None:
+        raise InvalidField("send either asset_id or file, not both", field="asset_id")
+    print_ = fingerprint(job_request, file_sha256=upload.sha256 if upload else None)
+    replay = await find_replay(pool, key, print_)
+    if replay is not None:
+        return _respond(replay, 202)
+    if upload is not None:
+        asset = await store_asset(pool, request.app[keys.UPLOADS], upload, max_pixels=settings.max_image_pixels)
+        job_request = job_request.model_copy(update={"asset_id": asset.id})
+    submission = await submit(pool, request.app[keys.BROKER], job_request, key=key, print_=print_)
+    return _respond(submission.job, 202)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return web.json_response(text=JobEnvelope(job=JobOut.of(await load_job(request))).model_dump_json())
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    query = parse_model(JobListQuery, dict(request.query))
+    page = await jobs.list_jobs(
+        request.app[keys.POOL], status=query.status, tier=query.tier, cursor=query.cursor, limit=query.limit
+    )
+    body = JobPage(jobs=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
+    return web.json_response(text=body.model_dump_json())
+
+
+async def get_output(request: web.Request) -> web.StreamResponse:
+    job = await load_job(request)
+    if job.status is not JobStatus.SUCCEEDED or job.output_key is None:
+        raise Conflict(f"job is {job.status.value}; it has no output yet", field="job_id")
+    path = request.app[keys.OUTPUTS].path(job.output_key)
+    headers = {"Content-Type": job.output_content_type or "application/octet-stream"}
+    return web.FileResponse(path, headers=headers)
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    job = await load_job(request)
+    pool, broker = request.app[keys.POOL], request.app[keys.BROKER]
+    async with pool.acquire() as connection, connection.transaction():
+        canceled = await jobs.cancel(connection, job.id)
+        if canceled is None:
+            raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
+        event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)
+        message = event_message(event, exchange=broker.topology.events_exchange, routing_key=event.type.value)
+        staged = await outbox.stage(connection, message)
+    await outbox.flush(pool, broker, [staged])
+    return _respond(canceled, 200)

@@ -1,0 +1,34 @@
+"""`python -m services.worker`: load settings, set up telemetry, work until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from services.worker.runner import run
+from services.worker.settings import WorkerSettings
+from shared.logs import configure_logging
+from shared.settings import load_settings
+from shared.telemetry import setup_telemetry
+
+
+async def _serve(settings: WorkerSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run(settings, stop)
+
+
+def main() -> None:
+    settings = load_settings(WorkerSettings)
+    configure_logging("worker", settings.log_level)
+    telemetry = setup_telemetry("worker", settings, extra_tags={"worker_id": settings.worker_id})
+    try:
+        asyncio.run(_serve(settings))
+    finally:
+        telemetry.shutdown()
+
+
+if __name__ == "__main__":
+    main()

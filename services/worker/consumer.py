@@ -1,0 +1,76 @@
+"""Consuming the per-tier work queues: one channel and prefetch per tier, one scheduler slot per job."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from services.worker.context import WorkerContext
+from services.worker.process import handle_job
+from services.worker.scheduler import SchedulerClosed
+from shared.broker import Delivery, deliver
+from shared.domain import Tier
+
+log = structlog.get_logger()
+
+
+class TierConsumers:
+    """Owns the consuming channels; `stop` stops intake and lets held jobs finish within a grace period."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self._consumers: list[tuple[AbstractChannel, AbstractQueue, str]] = []
+        self._active: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        for tier in Tier:
+            channel = await self.ctx.broker.connection.channel()
+            await channel.set_qos(prefetch_count=self.ctx.settings.concurrency)
+            name = self.ctx.broker.topology.work_queue(tier)
+            queue = await channel.get_queue(name, ensure=False)
+            tag = await queue.consume(self._callback(tier, name))
+            # Strong references: a robust connection only restores what is still alive.
+            self._consumers.append((channel, queue, tag))
+        log.info("worker.consuming", concurrency=self.ctx.settings.concurrency)
+
+    def _callback(self, tier: Tier, queue_name: str):  # type: ignore[no-untyped-def]  # aio-pika's callback type
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._run(tier, queue_name, message)
+
+        return on_message
+
+    async def _handle(self, delivery: Delivery) -> None:
+        await handle_job(self.ctx, delivery)
+
+    async def _run(self, tier: Tier, queue_name: str, message: AbstractIncomingMessage) -> None:
+        ctx = self.ctx
+        try:
+            await ctx.scheduler.acquire(tier)
+        except SchedulerClosed:
+            await message.nack(requeue=True)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._active.add(task)
+        ctx.stats.in_flight += 1
+        try:
+            await deliver(ctx.broker, message, self._handle, queue_name)
+        finally:
+            ctx.stats.in_flight -= 1
+            ctx.scheduler.release()
+            self._active.discard(task)
+
+    async def stop(self, grace: float) -> None:
+        for _, queue, tag in self._consumers:
+            await queue.cancel(tag)
+        self.ctx.scheduler.close()
+        if self._active:
+            log.info("worker.draining", in_flight=len(self._active), grace_s=grace)
+            _, pending = await asyncio.wait(set(self._active), timeout=grace)
+            for task in pending:
+                task.cancel()  # deliver() hands the message back to the broker
+            await asyncio.gather(*pending, return_exceptions=True)
+        for channel, _, _ in self._consumers:
+            await channel.close()

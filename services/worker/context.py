@@ -1,0 +1,40 @@
+"""Everything a job handler needs, built once by the runner and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.worker.engines import Engine
+from services.worker.scheduler import TierScheduler
+from services.worker.settings import WorkerSettings
+from shared.broker import Broker
+from shared.storage import LocalStorage
+
+
+@dataclass
+class WorkerStats:
+    """Counters the heartbeat reports."""
+
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    in_flight: int = 0
+    processed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: WorkerSettings
+    pool: asyncpg.Pool
+    broker: Broker
+    engine: Engine
+    uploads: LocalStorage
+    outputs: LocalStorage
+    scheduler: TierScheduler
+    stats: WorkerStats
+
+    @property
+    def worker_id(self) -> str:
+        return self.settings.worker_id

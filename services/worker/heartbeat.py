@@ -1,0 +1,52 @@
+"""Telling the fleet this worker is alive, and when it leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import structlog
+
+from services.worker.context import WorkerContext
+from shared.events import WorkerHeartbeat, WorkerStopped, make_event
+
+log = structlog.get_logger()
+PUBLISH_TIMEOUT_S = 5.0
+
+
+def _heartbeat(ctx: WorkerContext) -> WorkerHeartbeat:
+    return WorkerHeartbeat(
+        worker_id=ctx.worker_id,
+        host=socket.gethostname(),
+        started_at=ctx.stats.started_at,
+        in_flight=ctx.stats.in_flight,
+        processed=ctx.stats.processed,
+        failed=ctx.stats.failed,
+        interval_s=ctx.settings.heartbeat_interval,
+    )
+
+
+async def beat(ctx: WorkerContext) -> None:
+    """Run until cancelled; a missed beat is logged, never fatal."""
+    while True:
+        event = make_event(_heartbeat(ctx))
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await ctx.broker.publish(event, routing_key=event.type.value)
+        except Exception as error:
+            log.warning("heartbeat.failed", error=repr(error))
+        await asyncio.sleep(ctx.settings.heartbeat_interval)
+
+
+async def announce_stop(ctx: WorkerContext) -> None:
+    stats = ctx.stats
+    event = make_event(
+        WorkerStopped(
+            worker_id=ctx.worker_id, host=socket.gethostname(), processed=stats.processed, failed=stats.failed
+        )
+    )
+    try:
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await ctx.broker.publish(event, routing_key=event.type.value)
+    except Exception as error:
+        log.warning("heartbeat.stop_not_announced", error=repr(error))

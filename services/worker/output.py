@@ -1,0 +1,65 @@
+"""Producing a job's output: read the original, run the engine under a timeout, store the result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.worker.context import WorkerContext
+from services.worker.engines import EnhanceRequest
+from shared.assets import get_asset
+from shared.errors import PermanentEngineError, TransientEngineError
+from shared.jobs import Job
+
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+@dataclass(frozen=True)
+class Produced:
+    output_key: str
+    content_type: str
+    width: int
+    height: int
+    cost: Decimal
+    engine: str
+    processing_ms: float
+
+
+def output_key(job: Job, content_type: str) -> str:
+    """Derived from the job alone, so a redo replaces the output instead of adding a second one."""
+    return f"{job.id}.{EXTENSIONS.get(content_type, 'bin')}"
+
+
+async def _original(ctx: WorkerContext, job: Job) -> bytes:
+    asset = await get_asset(ctx.pool, job.asset_id)
+    if asset is None:
+        raise PermanentEngineError(f"asset {job.asset_id} no longer exists", code="asset_missing")
+    try:
+        return await ctx.uploads.get(asset.storage_key)
+    except FileNotFoundError as error:
+        raise PermanentEngineError("the original photo is missing from storage", code="asset_missing") from error
+
+
+async def produce(ctx: WorkerContext, job: Job) -> Produced:
+    started = time.perf_counter()
+    request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
+    try:
+        async with asyncio.timeout(ctx.settings.job_timeout):
+            result = await ctx.engine.enhance(request)
+    except TimeoutError as error:
+        raise TransientEngineError(
+            f"engine took longer than {ctx.settings.job_timeout:g} s", code="engine_timeout"
+        ) from error
+    key = output_key(job, result.content_type)
+    await ctx.outputs.put(key, result.image)
+    return Produced(
+        output_key=key,
+        content_type=result.content_type,
+        width=result.width,
+        height=result.height,
+        cost=result.cost,
+        engine=result.engine,
+        processing_ms=round((time.perf_counter() - started) * 1000, 2),
+    )

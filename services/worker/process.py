@@ -1,0 +1,75 @@
+"""Handling one `job.queued` delivery: claim the job, produce the output, record the outcome."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+
+from services.worker import transitions
+from services.worker.context import WorkerContext
+from services.worker.output import produce
+from shared import jobs
+from shared.broker import Delivery
+from shared.errors import EngineError, PermanentEngineError, PoisonMessage, UnsupportedImage
+from shared.events import JobQueued
+from shared.jobs import Job
+
+log = structlog.get_logger()
+
+
+def _job_id(delivery: Delivery) -> uuid.UUID:
+    if not isinstance(delivery.payload, JobQueued) or delivery.event.job_id is None:
+        raise PoisonMessage(f"a work queue received {delivery.event.type.value}, not a job.queued with a job id")
+    return delivery.event.job_id
+
+
+async def _claim(ctx: WorkerContext, delivery: Delivery) -> Job | None:
+    """The job, now ours; None when there is nothing to do (terminal, canceled, or being run elsewhere)."""
+    job_id = _job_id(delivery)
+    # A redelivered message means the worker that held it is gone, so its `processing` job is ours now.
+    job = await transitions.start(ctx, job_id, takeover=delivery.redelivered)
+    if job is not None:
+        return job
+    current = await jobs.get_job(ctx.pool, job_id)
+    if current is None:
+        raise PoisonMessage(f"job {job_id} does not exist")
+    log.info("job.skipped", status=current.status.value)
+    return None
+
+
+async def handle_job(ctx: WorkerContext, delivery: Delivery) -> None:
+    job = await _claim(ctx, delivery)
+    if job is None:
+        return
+    with structlog.contextvars.bound_contextvars(tier=job.tier.value, attempt=job.attempts):
+        try:
+            produced = await produce(ctx, job)
+        except (PermanentEngineError, UnsupportedImage) as error:
+            await _give_up(ctx, job, error)
+        except EngineError as error:
+            await _retry_or_give_up(ctx, job, error)
+        except Exception as error:  # an engine bug: retried like a transient fault, within the limit
+            log.exception("job.engine_crashed")
+            await _retry_or_give_up(ctx, job, EngineError(repr(error), code="engine_crashed"))
+        else:
+            await transitions.succeed(ctx, job, produced)
+            ctx.stats.processed += 1
+            log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
+
+
+async def _give_up(ctx: WorkerContext, job: Job, error: Exception) -> None:
+    code = getattr(error, "code", "engine_error")
+    message = getattr(error, "message", str(error))
+    await transitions.fail(ctx, job, code=code, message=message)
+    ctx.stats.failed += 1
+    log.warning("job.failed", error_code=code, error=message)
+
+
+async def _retry_or_give_up(ctx: WorkerContext, job: Job, error: EngineError) -> None:
+    if job.attempts < ctx.settings.max_attempts:
+        await transitions.retry(ctx, job, code=error.code, message=error.message)
+        log.warning("job.retrying", error_code=error.code, error=error.message)
+        return
+    await _give_up(ctx, job, error)
+    raise PoisonMessage(f"gave up after {job.attempts} attempts: {error.code}: {error.message}")

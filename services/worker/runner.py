@@ -1,0 +1,74 @@
+"""The worker's lifetime: build the context, consume and beat until told to stop, then drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+import structlog
+
+from services.worker import heartbeat
+from services.worker.consumer import TierConsumers
+from services.worker.context import WorkerContext, WorkerStats
+from services.worker.engines.factory import create_engine
+from services.worker.scheduler import TierScheduler
+from services.worker.settings import WorkerSettings
+from shared.broker import Broker
+from shared.db import create_pool
+from shared.storage import LocalStorage
+from shared.topology import Topology
+
+log = structlog.get_logger()
+
+
+@contextlib.asynccontextmanager
+async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContext]:
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await create_pool(
+            str(settings.database_url),
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            startup_timeout=settings.startup_timeout,
+        )
+        stack.push_async_callback(pool.close)
+        broker = await Broker.connect(
+            str(settings.amqp_url),
+            Topology(settings.broker_prefix),
+            name=f"luster-worker:{settings.worker_id}",
+            startup_timeout=settings.startup_timeout,
+        )
+        stack.push_async_callback(broker.close)
+        # Processes, not threads: image work is CPU-bound, and a hung engine must not hold the GIL.
+        executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
+        stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+        outputs = LocalStorage(settings.outputs_dir)
+        await asyncio.to_thread(outputs.ensure_root)
+        yield WorkerContext(
+            settings=settings,
+            pool=pool,
+            broker=broker,
+            engine=create_engine(settings, executor),
+            uploads=LocalStorage(settings.uploads_dir),
+            outputs=outputs,
+            scheduler=TierScheduler(settings.concurrency, premium_share=settings.premium_share),
+            stats=WorkerStats(),
+        )
+
+
+async def run(settings: WorkerSettings, stop: asyncio.Event) -> None:
+    """Work until `stop` is set; in-flight jobs get `shutdown_grace` seconds to finish."""
+    async with worker_context(settings) as ctx:
+        consumers = TierConsumers(ctx)
+        await consumers.start()
+        beating = asyncio.create_task(heartbeat.beat(ctx))
+        await stop.wait()
+        log.info("worker.stopping")
+        await consumers.stop(settings.shutdown_grace)
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        await heartbeat.announce_stop(ctx)
+        log.info("worker.stopped", processed=ctx.stats.processed, failed=ctx.stats.failed)

@@ -1,0 +1,39 @@
+"""The worker's settings: the shared base plus concurrency, engine choice, retries and timeouts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.settings import BaseServiceSettings
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerSettings(BaseServiceSettings):
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
+    concurrency: int = Field(default=2, ge=1, le=64)
+    # When both tiers wait, this many premium jobs start for each free one.
+    premium_share: int = Field(default=3, ge=1, le=100)
+    engine: Literal["local", "openai"] = "local"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-image-1"
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    # Far below RabbitMQ's 30-minute consumer_timeout, so the broker never redelivers a live job.
+    job_timeout: float = Field(default=300.0, gt=0, le=1200)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
+    shutdown_grace: float = Field(default=60.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _engine_is_configured(self) -> WorkerSettings:
+        if self.engine == "openai" and not self.openai_api_key:
+            raise ValueError("OPENAI_API_KEY is required when ENGINE=openai")
+        return self

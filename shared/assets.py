@@ -1,0 +1,64 @@
+"""The assets repository: uploaded originals and where their bytes live."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from shared.db import Queryable
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: uuid.UUID
+    filename: str | None
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    sha256: str
+    storage_key: str
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> Asset:
+        return cls(**dict(record))
+
+
+async def insert_asset(
+    connection: Queryable,
+    *,
+    asset_id: uuid.UUID,
+    filename: str | None,
+    content_type: str,
+    size_bytes: int,
+    width: int,
+    height: int,
+    sha256: str,
+    storage_key: str,
+) -> Asset:
+    record = await connection.fetchrow(
+        """
+        INSERT INTO assets (id, filename, content_type, size_bytes, width, height, sha256, storage_key)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING *
+        """,
+        asset_id,
+        filename,
+        content_type,
+        size_bytes,
+        width,
+        height,
+        sha256,
+        storage_key,
+    )
+    assert record is not None  # INSERT ... RETURNING always returns the row
+    return Asset.from_record(record)
+
+
+async def get_asset(connection: Queryable, asset_id: uuid.UUID) -> Asset | None:
+    record = await connection.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+    return Asset.from_record(record) if record else None

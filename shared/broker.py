@@ -1,0 +1,210 @@
+"""RabbitMQ access: connecting, publishing with confirms and trace headers, delivering to handlers.
+
+Publishing and delivering each live in exactly one function here: `Broker.publish_raw` and `deliver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+
+from shared.errors import PoisonMessage
+from shared.events import Event, Payload, UndecodableEvent, decode, encode
+from shared.retry import retry_until_ready
+from shared.topology import Topology, declare
+
+log = structlog.get_logger()
+
+REASON_HEADER = "x-luster-reason"
+QUEUE_HEADER = "x-luster-queue"  # the queue the message was taken from, where a re-queue sends it back
+DEAD_AT_HEADER = "x-luster-dead-lettered-at"
+
+
+def trace_headers() -> dict[str, str]:
+    """The current W3C trace context, to travel with a message published now or later."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready to publish; what the outbox stores and the relay replays."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    headers: Mapping[str, Any]
+    expiration_ms: int | None = None
+
+
+def event_message(
+    event: Event, *, exchange: str, routing_key: str, expiration_ms: int | None = None
+) -> OutgoingMessage:
+    return OutgoingMessage(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=encode(event),
+        message_id=str(event.id),
+        headers={**trace_headers(), "x-luster-event-type": event.type.value},
+        expiration_ms=expiration_ms,
+    )
+
+
+class Broker:
+    """One robust connection and one confirming publish channel per process."""
+
+    def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel, topology: Topology) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.topology = topology
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    @classmethod
+    async def connect(cls, url: str, topology: Topology, *, name: str, startup_timeout: float = 60.0) -> Broker:
+        connection = await retry_until_ready(
+            lambda: aio_pika.connect_robust(url, client_properties={"connection_name": name}),
+            what="rabbitmq",
+            give_up_after=startup_timeout,
+        )
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare(channel, topology)
+        return cls(connection, channel, topology)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if name == "":
+            return self.channel.default_exchange
+        if name not in self._exchanges:
+            self._exchanges[name] = await self.channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def publish_raw(self, message: OutgoingMessage) -> None:
+        """Publish persistently and wait for the broker's confirm; unroutable messages raise."""
+        exchange = await self._exchange(message.exchange)
+        await exchange.publish(
+            aio_pika.Message(
+                message.body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message.message_id,
+                timestamp=time.time(),
+                headers=dict(message.headers),
+                expiration=message.expiration_ms / 1000 if message.expiration_ms is not None else None,
+            ),
+            routing_key=message.routing_key,
+            mandatory=True,
+        )
+
+    async def publish(self, event: Event, *, routing_key: str) -> None:
+        await self.publish_raw(event_message(event, exchange=self.topology.events_exchange, routing_key=routing_key))
+
+    async def dead_letter(self, message: AbstractIncomingMessage, reason: str, *, queue: str) -> None:
+        """Park a message in the dead-letter queue with the reason, for an operator to inspect or re-queue."""
+        headers = {str(k): v for k, v in (message.headers or {}).items()}
+        headers.update({REASON_HEADER: reason[:1000], QUEUE_HEADER: queue, DEAD_AT_HEADER: int(time.time())})
+        await self.publish_raw(
+            OutgoingMessage(
+                exchange=self.topology.dead_exchange,
+                routing_key=message.routing_key or "",
+                body=message.body,
+                message_id=message.message_id or "",
+                headers=headers,
+            )
+        )
+
+    async def is_healthy(self) -> bool:
+        return not self.connection.is_closed and not self.channel.is_closed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A decoded message as a handler sees it."""
+
+    event: Event
+    payload: Payload
+    redelivered: bool
+    queue: str
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+async def deliver(broker: Broker, message: AbstractIncomingMessage, handler: Handler, queue: str) -> None:
+    """The one place a message is acked, requeued or dead-lettered."""
+    try:
+        event, payload = decode(message.body)
+    except UndecodableEvent as error:
+        await _dead_letter(broker, message, error.reason, queue)
+        return
+    parent = propagate.extract(dict(message.headers or {}))
+    token = otel_context.attach(parent)
+    try:
+        with structlog.contextvars.bound_contextvars(event_type=event.type.value, job_id=_str(event.job_id)):
+            await _handle(broker, message, handler, Delivery(event, payload, bool(message.redelivered), queue))
+    finally:
+        otel_context.detach(token)
+
+
+async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, delivery: Delivery) -> None:
+    try:
+        await handler(delivery)
+    except PoisonMessage as poison:
+        await _dead_letter(broker, message, poison.message, delivery.queue)
+    except asyncio.CancelledError:
+        await _requeue(message)
+        raise
+    except Exception:
+        log.exception("delivery.failed", queue=delivery.queue)
+        # A short pause keeps a broken dependency from spinning the message; the quorum
+        # delivery limit dead-letters it if the failure persists.
+        await asyncio.sleep(1.0)
+        await _requeue(message)
+    else:
+        await message.ack()
+
+
+async def _dead_letter(broker: Broker, message: AbstractIncomingMessage, reason: str, queue: str) -> None:
+    log.warning("message.dead_lettered", reason=reason, queue=queue)
+    await broker.dead_letter(message, reason, queue=queue)
+    await message.ack()
+
+
+async def _requeue(message: AbstractIncomingMessage) -> None:
+    if not message.channel.is_closed:
+        await message.nack(requeue=True)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def consume(
+    broker: Broker, channel: AbstractChannel, queue_name: str, handler: Handler
+) -> tuple[AbstractQueue, str]:
+    """Start consuming; the caller keeps the returned queue (strongly) and cancels with the tag."""
+    queue = await channel.get_queue(queue_name, ensure=False)
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        await deliver(broker, message, handler, queue_name)
+
+    tag = await queue.consume(on_message)
+    return queue, tag

@@ -1,0 +1,78 @@
+"""PostgreSQL access: the pool every service owns, creating the database, and the schema check."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeAlias
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.retry import retry_until_ready
+
+log = structlog.get_logger()
+
+# A connection as repositories take it: a plain one or one checked out of the pool.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+# Anything a single statement can run on, including the pool itself.
+Queryable: TypeAlias = "Connection | asyncpg.Pool[asyncpg.Record]"
+
+# What a dependency that is restarting or unreachable looks like from asyncpg.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    TimeoutError,
+)
+
+
+async def _init_connection(connection: Any) -> None:
+    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, startup_timeout: float = 60.0
+) -> asyncpg.Pool:
+    """One pool per process, created once it answers; jsonb comes back as Python objects."""
+
+    async def attempt() -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        )
+
+    return await retry_until_ready(
+        attempt, what="postgresql", give_up_after=startup_timeout, retry_on=UNAVAILABLE_ERRORS
+    )
+
+
+def split_database(dsn: str) -> tuple[str, str]:
+    """The maintenance DSN (database `postgres`) and the name of the database `dsn` names."""
+    head, _, tail = dsn.rpartition("/")
+    name, sep, query = tail.partition("?")
+    return f"{head}/postgres{sep}{query}", name or "postgres"
+
+
+async def ensure_database(dsn: str) -> bool:
+    """Create the database `dsn` names when it does not exist; True when it was created."""
+    maintenance_dsn, name = split_database(dsn)
+    connection = await asyncpg.connect(maintenance_dsn)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        await connection.execute(f"CREATE DATABASE {quoted}")
+        log.info("database.created", database=name)
+        return True
+    finally:
+        await connection.close()
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    try:
+        async with pool.acquire(timeout=2) as connection:
+            return bool(await connection.fetchval("SELECT 1", timeout=2))
+    except Exception:
+        return False

@@ -1,0 +1,103 @@
+"""The domain exception tree, raised low and translated only at the edges.
+
+LusterError
+├── InputError                 the caller sent something we will not accept (HTTP 4xx)
+│   ├── InvalidField           a field is missing or malformed (422)
+│   ├── MalformedBody          the body does not parse (400)
+│   ├── PayloadTooLarge        an upload over the size cap (413)
+│   ├── UnsupportedImage       not an image we accept, or a broken one (415)
+│   ├── NotFound               no such asset or job (404)
+│   └── Conflict               the request contradicts the current state (409)
+├── EngineError                the enhancement engine could not produce an image
+│   ├── TransientEngineError   worth another attempt later (timeouts, 429, 5xx)
+│   └── PermanentEngineError   will fail the same way every time (bad image, 4xx)
+├── DependencyUnavailable      PostgreSQL or RabbitMQ does not answer (HTTP 503)
+└── PoisonMessage              a broker message no retry can fix: dead-letter it with the reason
+"""
+
+from __future__ import annotations
+
+
+class LusterError(Exception):
+    """Base of every error Luster raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class InputError(LusterError):
+    """The caller sent something we will not accept."""
+
+    code = "invalid_input"
+
+
+class InvalidField(InputError):
+    """A field is missing or malformed."""
+
+    code = "invalid_field"
+
+
+class MalformedBody(InputError):
+    """The request body does not parse."""
+
+    code = "malformed_body"
+
+
+class PayloadTooLarge(InputError):
+    """An upload is over the size cap."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedImage(InputError):
+    """Not an image format we accept, or a truncated or hostile image."""
+
+    code = "unsupported_image"
+
+
+class NotFound(InputError):
+    """No such asset or job."""
+
+    code = "not_found"
+
+
+class Conflict(InputError):
+    """The request contradicts the current state of the resource."""
+
+    code = "conflict"
+
+
+class EngineError(LusterError):
+    """The enhancement engine could not produce an image."""
+
+    code = "engine_error"
+
+
+class TransientEngineError(EngineError):
+    """A failure worth another attempt later."""
+
+    code = "engine_transient"
+
+
+class PermanentEngineError(EngineError):
+    """A failure that would repeat on every attempt."""
+
+    code = "engine_permanent"
+
+
+class DependencyUnavailable(LusterError):
+    """PostgreSQL or RabbitMQ does not answer."""
+
+    code = "dependency_unavailable"
+
+
+class PoisonMessage(LusterError):
+    """A broker message that no retry can fix; it is dead-lettered with the reason."""
+
+    code = "poison_message"

@@ -1,0 +1,163 @@
+"""The wire contract: one envelope for every event, with a typed payload per event type."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.domain import Style, Tier
+
+
+class EventType(StrEnum):
+    JOB_QUEUED = "job.queued"
+    JOB_STARTED = "job.started"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    JOB_RETRYING = "job.retrying"
+    JOB_CANCELED = "job.canceled"
+    WORKER_HEARTBEAT = "worker.heartbeat"
+    WORKER_STOPPED = "worker.stopped"
+
+
+CONTRACT_VERSION: Final = 1
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JobQueued(Payload):
+    asset_id: uuid.UUID
+    tier: Tier
+    style: Style
+    prompt: str
+    attempt: int = Field(default=0, ge=0)
+
+
+class JobStarted(Payload):
+    worker_id: str
+    tier: Tier
+    attempt: int
+    queued_at: datetime
+
+
+class JobSucceeded(Payload):
+    worker_id: str
+    tier: Tier
+    attempt: int
+    output_key: str
+    width: int
+    height: int
+    cost: Decimal
+    engine: str
+    processing_ms: float
+    queued_at: datetime
+
+
+class JobFailed(Payload):
+    worker_id: str | None
+    tier: Tier
+    attempt: int
+    error_code: str
+    error_message: str
+    queued_at: datetime
+
+
+class JobRetrying(Payload):
+    worker_id: str
+    tier: Tier
+    attempt: int
+    delay_ms: int
+    error_code: str
+    error_message: str
+
+
+class JobCanceled(Payload):
+    tier: Tier
+
+
+class WorkerHeartbeat(Payload):
+    worker_id: str
+    host: str
+    started_at: datetime
+    in_flight: int
+    processed: int
+    failed: int
+    interval_s: float
+
+
+class WorkerStopped(Payload):
+    worker_id: str
+    host: str
+    processed: int
+    failed: int
+
+
+PAYLOADS: Final[dict[EventType, type[Payload]]] = {
+    EventType.JOB_QUEUED: JobQueued,
+    EventType.JOB_STARTED: JobStarted,
+    EventType.JOB_SUCCEEDED: JobSucceeded,
+    EventType.JOB_FAILED: JobFailed,
+    EventType.JOB_RETRYING: JobRetrying,
+    EventType.JOB_CANCELED: JobCanceled,
+    EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
+    EventType.WORKER_STOPPED: WorkerStopped,
+}
+TYPE_OF_PAYLOAD: Final = {model: event_type for event_type, model in PAYLOADS.items()}
+
+
+class Event(BaseModel):
+    """The envelope of DESIGN §4; `data` is validated against the payload model of `type`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: EventType
+    version: int = CONTRACT_VERSION
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    job_id: uuid.UUID | None = None
+    data: dict[str, Any]
+
+    def payload(self) -> Payload:
+        return PAYLOADS[self.type].model_validate(self.data)
+
+
+class UndecodableEvent(Exception):
+    """A message body that is not a valid event of a type and version we know."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def make_event(payload: Payload, *, job_id: uuid.UUID | None = None) -> Event:
+    return Event(type=TYPE_OF_PAYLOAD[type(payload)], job_id=job_id, data=payload.model_dump(mode="json"))
+
+
+def encode(event: Event) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode(body: bytes) -> tuple[Event, Payload]:
+    """Parse and validate a body; every way it can be wrong becomes one UndecodableEvent."""
+    try:
+        event = Event.model_validate_json(body)
+    except ValidationError as error:
+        raise UndecodableEvent(f"invalid envelope: {_first_problem(error)}") from error
+    if event.version != CONTRACT_VERSION:
+        raise UndecodableEvent(f"unsupported version {event.version} of {event.type}")
+    try:
+        return event, event.payload()
+    except ValidationError as error:
+        raise UndecodableEvent(f"invalid {event.type} data: {_first_problem(error)}") from error
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,274 @@
+"""The jobs repository: each state change is one conditional UPDATE plus its job_events row."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from shared.db import Connection, Queryable
+from shared.domain import TRANSITIONS, JobStatus, Style, Tier
+from shared.errors import InvalidField
+
+
+@dataclass(frozen=True)
+class Job:
+    id: uuid.UUID
+    asset_id: uuid.UUID
+    prompt: str
+    tier: Tier
+    style: Style
+    status: JobStatus
+    attempts: int
+    worker_id: str | None
+    engine: str | None
+    output_key: str | None
+    output_content_type: str | None
+    error_code: str | None
+    error_message: str | None
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    cost: Decimal
+    trace_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> Job:
+        return cls.from_values(dict(record))
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Job:
+        values.update(tier=Tier(values["tier"]), style=Style(values["style"]), status=JobStatus(values["status"]))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    asset_id: uuid.UUID
+    prompt: str
+    tier: Tier
+    style: Style
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+    trace_id: str | None = None
+
+
+async def insert_job(connection: Connection, new: NewJob, *, job_id: uuid.UUID | None = None) -> Job:
+    """Insert a queued job and its first history row; the caller owns the transaction."""
+    record = await connection.fetchrow(
+        """
+        INSERT INTO jobs (id, asset_id, prompt, tier, style, status, idempotency_key, request_fingerprint, trace_id)
+        VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
+        RETURNING *
+        """,
+        job_id or uuid.uuid4(),
+        new.asset_id,
+        new.prompt,
+        new.tier.value,
+        new.style.value,
+        new.idempotency_key,
+        new.request_fingerprint,
+        new.trace_id,
+    )
+    assert record is not None  # INSERT ... RETURNING always returns the row
+    job = Job.from_record(record)
+    await _record_event(connection, job.id, "job.queued", None, JobStatus.QUEUED, {"tier": job.tier.value})
+    return job
+
+
+async def _record_event(
+    connection: Connection,
+    job_id: uuid.UUID,
+    event_type: str,
+    from_status: JobStatus | None,
+    to_status: JobStatus,
+    details: dict[str, Any],
+) -> None:
+    await connection.execute(
+        "INSERT INTO job_events (job_id, type, from_status, to_status, details) VALUES ($1, $2, $3, $4, $5)",
+        job_id,
+        event_type,
+        from_status.value if from_status else None,
+        to_status.value,
+        details,
+    )
+
+
+async def _transition(
+    connection: Connection,
+    job_id: uuid.UUID,
+    to: JobStatus,
+    *,
+    assignments: str,
+    args: tuple[Any, ...] = (),
+    from_statuses: frozenset[JobStatus] | None = None,
+    event_type: str,
+    details: dict[str, Any] | None = None,
+) -> Job | None:
+    """Move the job to `to` only from an allowed status; None when it was not in one."""
+    allowed = from_statuses if from_statuses is not None else TRANSITIONS[to]
+    allowed_param = f"${3 + len(args)}::text[]"
+    async with connection.transaction():
+        # The CTE reads the status under the row lock the UPDATE takes anyway, so the history row
+        # can name where the job came from; the WHERE clause is what makes the change conditional.
+        record = await connection.fetchrow(
+            f"""
+            WITH previous AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE)
+            UPDATE jobs SET status = $2, updated_at = now(), {assignments}
+            FROM previous
+            WHERE jobs.id = previous.id AND previous.status = ANY({allowed_param})
+            RETURNING jobs.*, previous.status AS previous_status
+            """,
+            job_id,
+            to.value,
+            *args,
+            [status.value for status in allowed],
+        )
+        if record is None:
+            return None
+        values = dict(record)
+        previous = JobStatus(values.pop("previous_status"))
+        await _record_event(connection, job_id, event_type, previous, to, details or {})
+    return Job.from_values(values)
+
+
+async def start(connection: Connection, job_id: uuid.UUID, *, worker_id: str, takeover: bool = False) -> Job | None:
+    """queued → processing; with `takeover`, also a job whose previous worker vanished mid-way."""
+    allowed = TRANSITIONS[JobStatus.PROCESSING] if takeover else frozenset({JobStatus.QUEUED})
+    return await _transition(
+        connection,
+        job_id,
+        JobStatus.PROCESSING,
+        assignments="attempts = attempts + 1, started_at = now(), worker_id = $3",
+        args=(worker_id,),
+        from_statuses=allowed,
+        event_type="job.started",
+        details={"worker_id": worker_id, "takeover": takeover},
+    )
+
+
+async def succeed(
+    connection: Connection,
+    job_id: uuid.UUID,
+    *,
+    output_key: str,
+    content_type: str,
+    cost: Decimal,
+    engine: str,
+) -> Job | None:
+    return await _transition(
+        connection,
+        job_id,
+        JobStatus.SUCCEEDED,
+        assignments="output_key = $3, output_content_type = $4, cost = cost + $5, engine = $6, "
+        "completed_at = now(), error_code = NULL, error_message = NULL",
+        args=(output_key, content_type, cost, engine),
+        event_type="job.succeeded",
+        details={"output_key": output_key, "engine": engine, "cost": str(cost)},
+    )
+
+
+async def fail(connection: Connection, job_id: uuid.UUID, *, code: str, message: str) -> Job | None:
+    return await _transition(
+        connection,
+        job_id,
+        JobStatus.FAILED,
+        assignments="error_code = $3, error_message = $4, completed_at = now()",
+        args=(code, message),
+        event_type="job.failed",
+        details={"error_code": code, "error_message": message},
+    )
+
+
+async def schedule_retry(
+    connection: Connection, job_id: uuid.UUID, *, code: str, message: str, delay_ms: int
+) -> Job | None:
+    return await _transition(
+        connection,
+        job_id,
+        JobStatus.QUEUED,
+        assignments="error_code = $3, error_message = $4, worker_id = NULL",
+        args=(code, message),
+        event_type="job.retrying",
+        details={"error_code": code, "error_message": message, "delay_ms": delay_ms},
+    )
+
+
+async def cancel(connection: Connection, job_id: uuid.UUID) -> Job | None:
+    return await _transition(
+        connection, job_id, JobStatus.CANCELED, assignments="completed_at = now()", event_type="job.canceled"
+    )
+
+
+async def get_job(connection: Queryable, job_id: uuid.UUID) -> Job | None:
+    record = await connection.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+    return Job.from_record(record) if record else None
+
+
+async def find_by_idempotency_key(connection: Connection, key: str) -> Job | None:
+    record = await connection.fetchrow("SELECT * FROM jobs WHERE idempotency_key = $1", key)
+    return Job.from_record(record) if record else None
+
+
+async def history(connection: Queryable, job_id: uuid.UUID) -> list[asyncpg.Record]:
+    return list(
+        await connection.fetch(
+            "SELECT type, from_status, to_status, details, created_at FROM job_events WHERE job_id = $1 ORDER BY id",
+            job_id,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidField("cursor is not one this API issued", field="cursor") from error
+
+
+async def list_jobs(
+    connection: Queryable,
+    *,
+    status: JobStatus | None = None,
+    tier: Tier | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Newest first, keyset-paginated on (created_at, id) so pages stay stable under inserts."""
+    after = decode_cursor(cursor) if cursor else None
+    records = await connection.fetch(
+        """
+        SELECT * FROM jobs
+        WHERE ($1::text IS NULL OR status = $1)
+          AND ($2::text IS NULL OR tier = $2)
+          AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $5
+        """,
+        status.value if status else None,
+        tier.value if tier else None,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+    jobs = [Job.from_record(record) for record in records[:limit]]
+    return Page(jobs, encode_cursor(jobs[-1]) if len(records) > limit else None)

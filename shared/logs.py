@@ -1,0 +1,58 @@
+"""Logging configured once per process: structlog for our lines and the stdlib's, JSON off a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from structlog.types import EventDict, Processor
+
+
+def _add_trace_context(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", *, json: bool | None = None) -> None:
+    """Route structlog and stdlib logging (aiohttp, aio_pika, asyncpg) through one renderer."""
+    render_json = not sys.stderr.isatty() if json is None else json
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_context,
+        lambda _, __, event_dict: {"service": service, **event_dict},
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiormq narrates every frame at INFO; its warnings still come through.
+    logging.getLogger("aiormq").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aio_pika").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,108 @@
+"""The transactional outbox: messages committed with a state change, published after the commit.
+
+`stage` writes a message in the caller's transaction; `flush` publishes what that transaction staged
+right after its commit; `relay` publishes whatever is left behind (broker down, process killed).
+Each message may be published more than once, never zero times: consumers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import asyncpg
+import structlog
+
+from shared.broker import Broker, OutgoingMessage
+from shared.db import Connection
+
+log = structlog.get_logger()
+
+PUBLISH_TIMEOUT_S = 10.0
+
+
+async def stage(connection: Connection, message: OutgoingMessage) -> int:
+    return int(
+        await connection.fetchval(
+            """
+            INSERT INTO outbox (message_id, exchange, routing_key, body, headers, expiration_ms)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+            """,
+            message.message_id,
+            message.exchange,
+            message.routing_key,
+            message.body,
+            dict(message.headers),
+            message.expiration_ms,
+        )
+    )
+
+
+def _message(record: asyncpg.Record) -> OutgoingMessage:
+    return OutgoingMessage(
+        exchange=record["exchange"],
+        routing_key=record["routing_key"],
+        body=bytes(record["body"]),
+        message_id=record["message_id"],
+        headers=record["headers"],
+        expiration_ms=record["expiration_ms"],
+    )
+
+
+async def flush(pool: asyncpg.Pool, broker: Broker, ids: Iterable[int]) -> bool:
+    """Publish staged rows now; False leaves the rest to the relay (the broker may be away)."""
+    for outbox_id in ids:
+        async with pool.acquire() as connection:
+            record = await connection.fetchrow("SELECT * FROM outbox WHERE id = $1 AND published_at IS NULL", outbox_id)
+            if record is None:
+                continue
+            try:
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    await broker.publish_raw(_message(record))
+            except Exception as error:
+                log.warning("outbox.publish_deferred", outbox_id=outbox_id, error=repr(error))
+                return False
+            await connection.execute("UPDATE outbox SET published_at = now() WHERE id = $1", outbox_id)
+    return True
+
+
+async def relay_once(pool: asyncpg.Pool, broker: Broker, *, min_age_s: float = 5.0, batch: int = 100) -> int:
+    """Publish one batch of rows older than `min_age_s`; safe with several relays at once."""
+    async with pool.acquire() as connection, connection.transaction():
+        records = await connection.fetch(
+            """
+            SELECT * FROM outbox
+            WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
+            ORDER BY id LIMIT $2
+            FOR UPDATE SKIP LOCKED
+            """,
+            min_age_s,
+            batch,
+        )
+        for record in records:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await broker.publish_raw(_message(record))
+            await connection.execute("UPDATE outbox SET published_at = now() WHERE id = $1", record["id"])
+    return len(records)
+
+
+async def prune(pool: asyncpg.Pool, *, keep_s: float = 86_400.0) -> None:
+    await pool.execute("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", keep_s)
+
+
+async def relay(pool: asyncpg.Pool, broker: Broker, *, interval_s: float = 2.0, min_age_s: float = 5.0) -> None:
+    """Run until cancelled: publish leftovers, and keep the table small."""
+    rounds = 0
+    while True:
+        try:
+            published = await relay_once(pool, broker, min_age_s=min_age_s)
+            if published:
+                log.info("outbox.relayed", count=published)
+            rounds += 1
+            if rounds % 500 == 0:
+                await prune(pool)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("outbox.relay_failed", error=repr(error))
+        await asyncio.sleep(interval_s)

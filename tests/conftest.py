@@ -1,0 +1,88 @@
+"""Fixtures for every test: the real PostgreSQL and RabbitMQ, isolated per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+
+from shared.db import split_database
+from shared.migrate import migrate
+from shared.topology import Topology
+
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/luster_test")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+TABLES = ("outbox", "job_events", "jobs", "assets")
+
+
+async def _recreate_database(dsn: str) -> None:
+    maintenance, name = split_database(dsn)
+    connection = await asyncpg.connect(maintenance)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database built from scratch by the migrations, once per test session."""
+    asyncio.run(_recreate_database(DATABASE_URL))
+    migrate(DATABASE_URL)
+    yield DATABASE_URL
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    await pool.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    return AMQP_URL
+
+
+@pytest.fixture
+async def topology(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterator[Topology]:
+    """A namespace of exchanges and queues of this test's own, deleted afterwards."""
+    topology = Topology(prefix=f"test-{uuid.uuid4().hex[:10]}")
+    yield topology
+    connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": f"cleanup:{request.node.name}"})
+    async with connection:
+        channel = await connection.channel()
+        for queue in topology.all_queues():
+            await channel.queue_delete(queue)
+        for exchange in (topology.events_exchange, topology.dead_exchange):
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+def storage_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    uploads, outputs = tmp_path / "uploads", tmp_path / "outputs"
+    uploads.mkdir()
+    outputs.mkdir()
+    return uploads, outputs
+
+
+@pytest.fixture
+def service_env(database_url: str, amqp_url: str, topology: Topology, storage_dirs: tuple[Path, Path]) -> dict[str, str]:
+    """The environment a service process (or a settings class) of this test reads."""
+    uploads, outputs = storage_dirs
+    return {
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "BROKER_PREFIX": topology.prefix,
+        "UPLOADS_DIR": str(uploads),
+        "OUTPUTS_DIR": str(outputs),
+        "LOG_LEVEL": "WARNING",
+        "ENVIRONMENT": "test",
+    }
