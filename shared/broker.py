@@ -20,13 +20,13 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 from shared.errors import PoisonMessage
 from shared.events import Event, Payload, UndecodableEvent, decode, encode
 from shared.retry import retry_until_ready
 from shared.topology import Topology, declare
+from shared.tracing import consume_span, publish_span
 
 log = structlog.get_logger()
 
@@ -100,19 +100,22 @@ class Broker:
     async def publish_raw(self, message: OutgoingMessage) -> None:
         """Publish persistently and wait for the broker's confirm; unroutable messages raise."""
         exchange = await self._exchange(message.exchange)
-        await exchange.publish(
-            aio_pika.Message(
-                message.body,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message.message_id,
-                timestamp=time.time(),
-                headers=dict(message.headers),
-                expiration=message.expiration_ms / 1000 if message.expiration_ms is not None else None,
-            ),
-            routing_key=message.routing_key,
-            mandatory=True,
-        )
+        with publish_span(
+            message.headers, exchange=message.exchange, routing_key=message.routing_key, message_id=message.message_id
+        ) as headers:
+            await exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    timestamp=time.time(),
+                    headers=headers,
+                    expiration=message.expiration_ms / 1000 if message.expiration_ms is not None else None,
+                ),
+                routing_key=message.routing_key,
+                mandatory=True,
+            )
 
     async def publish(self, event: Event, *, routing_key: str) -> None:
         await self.publish_raw(event_message(event, exchange=self.topology.events_exchange, routing_key=routing_key))
@@ -149,26 +152,37 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 async def deliver(broker: Broker, message: AbstractIncomingMessage, handler: Handler, queue: str) -> None:
-    """The one place a message is acked, requeued or dead-lettered."""
+    """The one place a message is acked, requeued or dead-lettered; one log line per message."""
+    started = time.perf_counter()
+    with consume_span(
+        message.headers or {}, queue=queue, routing_key=message.routing_key or "", message_id=message.message_id or ""
+    ) as span:
+        outcome = await _decode_and_handle(broker, message, handler, queue)
+        span.set_attribute("luster.outcome", outcome)
+    log.info(
+        "message.handled", queue=queue, outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 2)
+    )
+
+
+async def _decode_and_handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, queue: str) -> str:
     try:
         event, payload = decode(message.body)
     except UndecodableEvent as error:
         await _dead_letter(broker, message, error.reason, queue)
-        return
-    parent = propagate.extract(dict(message.headers or {}))
-    token = otel_context.attach(parent)
+        return "dead_lettered"
+    structlog.contextvars.bind_contextvars(event_type=event.type.value, job_id=_str(event.job_id))
     try:
-        with structlog.contextvars.bound_contextvars(event_type=event.type.value, job_id=_str(event.job_id)):
-            await _handle(broker, message, handler, Delivery(event, payload, bool(message.redelivered), queue))
+        return await _handle(broker, message, handler, Delivery(event, payload, bool(message.redelivered), queue))
     finally:
-        otel_context.detach(token)
+        structlog.contextvars.unbind_contextvars("event_type", "job_id")
 
 
-async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, delivery: Delivery) -> None:
+async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, delivery: Delivery) -> str:
     try:
         await handler(delivery)
     except PoisonMessage as poison:
         await _dead_letter(broker, message, poison.message, delivery.queue)
+        return "dead_lettered"
     except asyncio.CancelledError:
         await _requeue(message)
         raise
@@ -178,8 +192,9 @@ async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Han
         # delivery limit dead-letters it if the failure persists.
         await asyncio.sleep(1.0)
         await _requeue(message)
-    else:
-        await message.ack()
+        return "requeued"
+    await message.ack()
+    return "acked"
 
 
 async def _dead_letter(broker: Broker, message: AbstractIncomingMessage, reason: str, queue: str) -> None:

@@ -10,6 +10,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.retry import retry_until_ready
+from shared.tracing import untraced
 
 log = structlog.get_logger()
 
@@ -29,7 +30,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 async def _init_connection(connection: Any) -> None:
-    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    with untraced():
+        await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(
@@ -72,7 +74,8 @@ async def ensure_database(dsn: str) -> bool:
 
 async def ping(pool: asyncpg.Pool) -> bool:
     try:
-        async with pool.acquire(timeout=2) as connection:
-            return bool(await connection.fetchval("SELECT 1", timeout=2))
+        with untraced():  # a probe every few seconds is not worth a trace each
+            async with pool.acquire(timeout=2) as connection:
+                return bool(await connection.fetchval("SELECT 1", timeout=2))
     except Exception:
         return False

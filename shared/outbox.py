@@ -15,6 +15,7 @@ import structlog
 
 from shared.broker import Broker, OutgoingMessage
 from shared.db import Connection
+from shared.tracing import tracer, untraced
 
 log = structlog.get_logger()
 
@@ -68,22 +69,30 @@ async def flush(pool: asyncpg.Pool, broker: Broker, ids: Iterable[int]) -> bool:
 
 async def relay_once(pool: asyncpg.Pool, broker: Broker, *, min_age_s: float = 5.0, batch: int = 100) -> int:
     """Publish one batch of rows older than `min_age_s`; safe with several relays at once."""
-    async with pool.acquire() as connection, connection.transaction():
-        records = await connection.fetch(
-            """
-            SELECT * FROM outbox
-            WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
-            ORDER BY id LIMIT $2
-            FOR UPDATE SKIP LOCKED
-            """,
-            min_age_s,
-            batch,
-        )
+    # Polling is untraced; what it publishes still joins each job's trace (see publish_span).
+    with untraced():
+        async with pool.acquire() as connection, connection.transaction():
+            records = await connection.fetch(
+                """
+                SELECT * FROM outbox
+                WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
+                ORDER BY id LIMIT $2
+                FOR UPDATE SKIP LOCKED
+                """,
+                min_age_s,
+                batch,
+            )
+            if records:
+                await _publish_batch(connection, broker, records)
+    return len(records)
+
+
+async def _publish_batch(connection: Connection, broker: Broker, records: list[asyncpg.Record]) -> None:
+    with tracer.start_as_current_span("outbox relay", attributes={"luster.outbox.batch": len(records)}):
         for record in records:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await broker.publish_raw(_message(record))
             await connection.execute("UPDATE outbox SET published_at = now() WHERE id = $1", record["id"])
-    return len(records)
 
 
 async def prune(pool: asyncpg.Pool, *, keep_s: float = 86_400.0) -> None:
@@ -100,7 +109,8 @@ async def relay(pool: asyncpg.Pool, broker: Broker, *, interval_s: float = 2.0, 
                 log.info("outbox.relayed", count=published)
             rounds += 1
             if rounds % 500 == 0:
-                await prune(pool)
+                with untraced():
+                    await prune(pool)
         except asyncio.CancelledError:
             raise
         except Exception as error:

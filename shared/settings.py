@@ -30,6 +30,9 @@ class BaseServiceSettings(BaseSettings):
     sentry_traces_sample_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     otlp_endpoint: str | None = None
     otlp_headers: str | None = None
+    # The standard OpenTelemetry variables work too; the exporter reads them (and their headers) itself.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=200)
     uploads_dir: Path = Path("var/uploads")

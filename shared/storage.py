@@ -8,6 +8,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from shared.tracing import tracer
+
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
@@ -26,10 +28,16 @@ class LocalStorage:
         return self.root / key
 
     async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write_atomically, self.path(key), data)
+        with tracer.start_as_current_span(
+            "storage put", attributes={"luster.storage.key": key, "luster.bytes": len(data)}
+        ):
+            await asyncio.to_thread(self._write_atomically, self.path(key), data)
 
     async def get(self, key: str) -> bytes:
-        return await asyncio.to_thread(self.path(key).read_bytes)
+        with tracer.start_as_current_span("storage get", attributes={"luster.storage.key": key}) as span:
+            data = await asyncio.to_thread(self.path(key).read_bytes)
+            span.set_attribute("luster.bytes", len(data))
+            return data
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).exists)

@@ -1,4 +1,4 @@
-"""Tracing and error reporting, set up once per process, each only when configured."""
+"""Tracing, error reporting and instrumentation, set up once per process from the settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from shared.settings import BaseServiceSettings
 
@@ -30,11 +30,11 @@ def parse_headers(raw: str | None) -> dict[str, str]:
 class Telemetry:
     """What `setup_telemetry` started, so `shutdown` can flush it."""
 
-    provider: TracerProvider | None = None
+    provider: TracerProvider
+    exporting: bool
 
     def shutdown(self) -> None:
-        if self.provider is not None:
-            self.provider.shutdown()
+        self.provider.shutdown()
 
 
 def _resource(service: str, settings: BaseServiceSettings) -> Resource:
@@ -47,34 +47,44 @@ def _resource(service: str, settings: BaseServiceSettings) -> Resource:
     )
 
 
-def _tracer_provider(service: str, settings: BaseServiceSettings) -> TracerProvider:
+def _exporter(settings: BaseServiceSettings) -> SpanExporter | None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    provider = TracerProvider(resource=_resource(service, settings))
-    endpoint = (settings.otlp_endpoint or "").rstrip("/")
-    if not endpoint.endswith("/v1/traces"):
-        endpoint = f"{endpoint}/v1/traces"
-    exporter = OTLPSpanExporter(endpoint=endpoint, headers=parse_headers(settings.otlp_headers))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
-
-
-def setup_telemetry(service: str, settings: BaseServiceSettings, *, extra_tags: Mapping[str, str] = {}) -> Telemetry:
-    telemetry = Telemetry()
     if settings.otlp_endpoint:
-        telemetry.provider = _tracer_provider(service, settings)
-        trace.set_tracer_provider(telemetry.provider)
-        log.info("telemetry.tracing", endpoint=settings.otlp_endpoint)
+        endpoint = settings.otlp_endpoint.rstrip("/")
+        if not endpoint.endswith("/v1/traces"):
+            endpoint = f"{endpoint}/v1/traces"
+        return OTLPSpanExporter(endpoint=endpoint, headers=parse_headers(settings.otlp_headers))
+    if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
+        return OTLPSpanExporter()  # the exporter reads the standard OTEL_EXPORTER_OTLP_* variables itself
+    return None
+
+
+def _instrument(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]  # untyped library
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+
+
+def setup_telemetry(
+    service: str, settings: BaseServiceSettings, *, sentry_tags: Mapping[str, str] | None = None
+) -> Telemetry:
+    """Always trace (log lines and jobs carry trace ids); export only where an endpoint is configured."""
+    provider = TracerProvider(resource=_resource(service, settings))
+    exporter = _exporter(settings)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        log.info("telemetry.exporting", endpoint=settings.otlp_endpoint or settings.otel_exporter_otlp_endpoint)
+    trace.set_tracer_provider(provider)
+    _instrument(provider)
     if settings.sentry_dsn:
         import sentry_sdk
 
-        sentry_sdk.init(
-            dsn=settings.sentry_dsn,
-            environment=settings.environment,
-            release=settings.app_version,
-            traces_sample_rate=settings.sentry_traces_sample_rate,
-            send_default_pii=False,
-        )
-        for key, value in extra_tags.items():
+        from shared.sentry import setup_sentry
+
+        setup_sentry(service, settings)
+        for key, value in (sentry_tags or {}).items():
             sentry_sdk.set_tag(key, value)
-    return telemetry
+    return Telemetry(provider, exporting=exporter is not None)

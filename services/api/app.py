@@ -7,6 +7,7 @@ from aiohttp import web
 from services.api import keys, middlewares, resources
 from services.api.routes import setup_routes
 from services.api.settings import ApiSettings
+from shared.tracing import server_middleware
 
 # Room for the largest upload plus the form's other fields; uploads are capped while streamed.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -14,7 +15,7 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 
 def create_app(settings: ApiSettings) -> web.Application:
     app = web.Application(
-        middlewares=[middlewares.access_log, middlewares.errors],
+        middlewares=[server_middleware("api"), middlewares.access_log, middlewares.errors],
         client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     app[keys.SETTINGS] = settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import sentry_sdk
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -59,8 +60,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return error_response(error.status, HTTP_CODES.get(error.status, "http_error"), error.reason)
-    except Exception:
+    except Exception as error:
         log.exception("request.crashed", path=request.path)
+        sentry_sdk.capture_exception(error)  # this middleware answers, so Sentry's own hook never sees it
         return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
 
 

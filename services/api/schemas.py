@@ -72,12 +72,13 @@ class JobOut(BaseModel):
     error: JobError | None
     cost: Decimal
     trace_id: str | None
+    trace_url: str | None = None
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, *, trace_ui_url: str | None = None) -> JobOut:
         error = JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
         done = job.status is JobStatus.SUCCEEDED
         return cls(
@@ -92,6 +93,7 @@ class JobOut(BaseModel):
             error=error,
             cost=job.cost,
             trace_id=job.trace_id,
+            trace_url=f"{trace_ui_url.rstrip('/')}/trace/{job.trace_id}" if trace_ui_url and job.trace_id else None,
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,

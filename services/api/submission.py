@@ -9,15 +9,17 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from opentelemetry import trace
 
 from services.api.schemas import JobCreate
 from shared import jobs, outbox
 from shared.assets import get_asset
-from shared.broker import Broker, event_message, trace_headers
+from shared.broker import Broker, event_message
 from shared.errors import Conflict, InvalidField, NotFound
 from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
 from shared.topology import queued_routing_key
+from shared.tracing import trace_id_of
 
 log = structlog.get_logger()
 
@@ -47,8 +49,7 @@ async def find_replay(pool: asyncpg.Pool, key: str | None, print_: str) -> Job |
 
 
 def _current_trace_id() -> str | None:
-    traceparent = trace_headers().get("traceparent")
-    return traceparent.split("-")[1] if traceparent else None
+    return trace_id_of(trace.get_current_span())
 
 
 async def submit(pool: asyncpg.Pool, broker: Broker, request: JobCreate, *, key: str | None, print_: str) -> Submission:

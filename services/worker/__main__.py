@@ -23,7 +23,7 @@ async def _serve(settings: WorkerSettings) -> None:
 def main() -> None:
     settings = load_settings(WorkerSettings)
     configure_logging("worker", settings.log_level)
-    telemetry = setup_telemetry("worker", settings, extra_tags={"worker_id": settings.worker_id})
+    telemetry = setup_telemetry("worker", settings, sentry_tags={"worker_id": settings.worker_id})
     try:
         asyncio.run(_serve(settings))
     finally:

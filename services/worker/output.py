@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.worker.context import WorkerContext
-from services.worker.engines import EnhanceRequest
+from services.worker.engines import EnhanceRequest, EnhanceResult
 from shared.assets import get_asset
 from shared.errors import PermanentEngineError, TransientEngineError
 from shared.jobs import Job
+from shared.tracing import tracer
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
@@ -42,16 +43,38 @@ async def _original(ctx: WorkerContext, job: Job) -> bytes:
         raise PermanentEngineError("the original photo is missing from storage", code="asset_missing") from error
 
 
+async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult:
+    attributes = {
+        "luster.engine": ctx.engine.name,
+        "luster.tier": request.tier.value,
+        "luster.style": request.style.value,
+        "luster.input_bytes": len(request.image),
+    }
+    with tracer.start_as_current_span("engine enhance", attributes=attributes) as span:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(ctx.settings.job_timeout):
+                result = await ctx.engine.enhance(request)
+        except TimeoutError as error:
+            raise TransientEngineError(
+                f"engine took longer than {ctx.settings.job_timeout:g} s", code="engine_timeout"
+            ) from error
+        span.set_attributes(
+            {
+                "luster.output_width": result.width,
+                "luster.output_height": result.height,
+                "luster.output_bytes": len(result.image),
+                "luster.cost": float(result.cost),
+                "luster.duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        )
+        return result
+
+
 async def produce(ctx: WorkerContext, job: Job) -> Produced:
     started = time.perf_counter()
     request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
-    try:
-        async with asyncio.timeout(ctx.settings.job_timeout):
-            result = await ctx.engine.enhance(request)
-    except TimeoutError as error:
-        raise TransientEngineError(
-            f"engine took longer than {ctx.settings.job_timeout:g} s", code="engine_timeout"
-        ) from error
+    result = await _enhance(ctx, request)
     key = output_key(job, result.content_type)
     await ctx.outputs.put(key, result.image)
     return Produced(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import sentry_sdk
 import structlog
 
 from services.worker import transitions
@@ -42,20 +43,32 @@ async def handle_job(ctx: WorkerContext, delivery: Delivery) -> None:
     job = await _claim(ctx, delivery)
     if job is None:
         return
-    with structlog.contextvars.bound_contextvars(tier=job.tier.value, attempt=job.attempts):
-        try:
-            produced = await produce(ctx, job)
-        except (PermanentEngineError, UnsupportedImage) as error:
-            await _give_up(ctx, job, error)
-        except EngineError as error:
-            await _retry_or_give_up(ctx, job, error)
-        except Exception as error:  # an engine bug: retried like a transient fault, within the limit
-            log.exception("job.engine_crashed")
-            await _retry_or_give_up(ctx, job, EngineError(repr(error), code="engine_crashed"))
-        else:
-            await transitions.succeed(ctx, job, produced)
-            ctx.stats.processed += 1
-            log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
+    with (
+        structlog.contextvars.bound_contextvars(tier=job.tier.value, attempt=job.attempts),
+        sentry_sdk.isolation_scope() as scope,
+    ):
+        # Every error Sentry sees from here on is about this job.
+        scope.set_tag("job_id", str(job.id))
+        scope.set_tag("tier", job.tier.value)
+        scope.set_tag("engine", ctx.engine.name)
+        await _run(ctx, job)
+
+
+async def _run(ctx: WorkerContext, job: Job) -> None:
+    try:
+        produced = await produce(ctx, job)
+    except (PermanentEngineError, UnsupportedImage) as error:
+        await _give_up(ctx, job, error)
+    except EngineError as error:
+        await _retry_or_give_up(ctx, job, error)
+    except Exception as error:  # an engine bug: retried like a transient fault, within the limit
+        log.exception("job.engine_crashed")
+        sentry_sdk.capture_exception(error)
+        await _retry_or_give_up(ctx, job, EngineError(repr(error), code="engine_crashed"))
+    else:
+        await transitions.succeed(ctx, job, produced)
+        ctx.stats.processed += 1
+        log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
 
 
 async def _give_up(ctx: WorkerContext, job: Job, error: Exception) -> None:
@@ -63,6 +76,7 @@ async def _give_up(ctx: WorkerContext, job: Job, error: Exception) -> None:
     message = getattr(error, "message", str(error))
     await transitions.fail(ctx, job, code=code, message=message)
     ctx.stats.failed += 1
+    sentry_sdk.capture_exception(error)
     log.warning("job.failed", error_code=code, error=message)
 
 

@@ -75,7 +75,8 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return web.json_response(text=JobEnvelope(job=JobOut.of(await load_job(request))).model_dump_json())
+    job = JobOut.of(await load_job(request), trace_ui_url=request.app[keys.SETTINGS].trace_ui_url)
+    return web.json_response(text=JobEnvelope(job=job).model_dump_json())
 
 
 async def list_jobs(request: web.Request) -> web.Response:

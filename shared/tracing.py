@@ -1,0 +1,116 @@
+"""Spans Luster makes by hand: HTTP server requests, message publish and consume (messaging conventions)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+tracer = trace.get_tracer("luster")
+
+# Background polling (outbox relay, queue probes) would open a new trace every few seconds.
+untraced = suppress_instrumentation
+
+# Probes and operator pages would drown the traces that matter.
+UNTRACED_PATHS = re.compile(r"^/(health|metrics|admin(/.*)?)$")
+
+
+def trace_id_of(span: Span) -> str | None:
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def server_middleware(service: str) -> Any:
+    """A SERVER span per request, continuing the caller's trace context when it sends one."""
+
+    @web.middleware
+    async def tracing(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if UNTRACED_PATHS.match(request.path):
+            return await handler(request)
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+        with tracer.start_as_current_span(
+            f"{request.method} {route}",
+            context=propagate.extract(dict(request.headers)),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": request.method,
+                "http.route": route,
+                "url.path": request.path,
+                "server.address": request.host,
+                "luster.service": service,
+            },
+        ) as span:
+            response = await handler(request)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    return tracing
+
+
+def _messaging_attributes(destination: str, routing_key: str, message_id: str, operation: str) -> dict[str, Any]:
+    return {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": destination,
+        "messaging.rabbitmq.destination.routing_key": routing_key,
+        "messaging.message.id": message_id,
+    }
+
+
+@contextmanager
+def publish_span(
+    headers: Mapping[str, Any], *, exchange: str, routing_key: str, message_id: str
+) -> Iterator[dict[str, Any]]:
+    """A PRODUCER span in the trace the message was created in; yields the headers to send.
+
+    The outbox may publish long after the request that staged the message (the relay): the span
+    still joins the job's trace, and links to whatever is publishing it now.
+    """
+    origin = propagate.extract({k: v for k, v in headers.items() if isinstance(v, str)})
+    current = trace.get_current_span().get_span_context()
+    origin_trace = trace.get_current_span(origin).get_span_context()
+    if not (origin_trace.is_valid or current.is_valid):
+        # Heartbeats and other messages outside any trace stay outside: no root span per beat.
+        yield dict(headers)
+        return
+    links = [Link(current)] if current.is_valid and current.trace_id != origin_trace.trace_id else []
+    destination = exchange or "(default)"
+    with tracer.start_as_current_span(
+        f"publish {routing_key}",
+        context=origin if origin_trace.is_valid else None,
+        kind=SpanKind.PRODUCER,
+        links=links,
+        attributes=_messaging_attributes(destination, routing_key, message_id, "publish"),
+    ):
+        outgoing = dict(headers)
+        propagate.inject(outgoing)
+        yield outgoing
+
+
+@contextmanager
+def consume_span(headers: Mapping[str, Any], *, queue: str, routing_key: str, message_id: str) -> Iterator[Span]:
+    """A CONSUMER span, child of the span that published the message."""
+    parent: Context = propagate.extract({k: v for k, v in headers.items() if isinstance(v, str)})
+    if not trace.get_current_span(parent).get_span_context().is_valid:
+        yield trace.INVALID_SPAN
+        return
+    started = time.perf_counter()
+    with tracer.start_as_current_span(
+        f"process {queue}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes=_messaging_attributes(queue, routing_key, message_id, "process"),
+    ) as span:
+        yield span
+        span.set_attribute("luster.duration_ms", round((time.perf_counter() - started) * 1000, 2))

@@ -1,0 +1,48 @@
+"""Fixtures for system tests: real service processes, a photo to send, and a place for their logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.worker.photos import encode, house
+
+
+@pytest.fixture
+def photo() -> bytes:
+    return encode(house(480, 320))
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "logs"
+    path.mkdir()
+    return path
+
+
+async def submit_job(api_url: str, photo: bytes, headers: dict[str, str] | None = None, **fields: str) -> dict[str, Any]:
+    form = aiohttp.FormData()
+    form.add_field("file", photo, filename="listing.jpg", content_type="image/jpeg")
+    for name, value in {"prompt": "Test enhancement", "tier": "premium", **fields}.items():
+        form.add_field(name, value)
+    async with aiohttp.ClientSession() as session, session.post(f"{api_url}/jobs", data=form, headers=headers) as response:
+        assert response.status == 202, await response.text()
+        job: dict[str, Any] = (await response.json())["job"]
+        return job
+
+
+async def wait_for_status(api_url: str, job_id: str, statuses: set[str], deadline_s: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + deadline_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            async with session.get(f"{api_url}/jobs/{job_id}") as response:
+                job: dict[str, Any] = (await response.json())["job"]
+            if job["status"] in statuses:
+                return job
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached {statuses}; last: {job}")
