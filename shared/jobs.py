@@ -11,9 +11,11 @@ from typing import Any
 
 import asyncpg
 
+from shared.broker import OutgoingMessage
 from shared.db import Connection, Queryable
 from shared.domain import TRANSITIONS, JobStatus, Style, Tier
 from shared.errors import InvalidField
+from shared.outbox import Staged, outbox_arguments
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,29 @@ class NewJob:
     trace_id: str | None = None
 
 
-async def insert_job(connection: Connection, new: NewJob, *, job_id: uuid.UUID | None = None) -> Job:
-    """Insert a queued job and its first history row; the caller owns the transaction."""
-    record = await connection.fetchrow(
-        """
-        INSERT INTO jobs (id, asset_id, prompt, tier, style, status, idempotency_key, request_fingerprint, trace_id)
-        VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
-        RETURNING *
-        """,
-        job_id or uuid.uuid4(),
+_INSERT_JOB = """
+WITH job AS (
+    INSERT INTO jobs (id, asset_id, prompt, tier, style, status, idempotency_key, request_fingerprint, trace_id)
+    VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
+    RETURNING *
+), history AS (
+    INSERT INTO job_events (job_id, type, to_status, details)
+    SELECT id, 'job.queued', 'queued', jsonb_build_object('tier', tier) FROM job
+)
+"""
+_ANNOUNCE = """
+, announced AS (
+    INSERT INTO outbox (message_id, exchange, routing_key, body, headers, expiration_ms)
+    VALUES ($9, $10, $11, $12, $13, $14)
+    RETURNING id
+)
+SELECT job.*, (SELECT id FROM announced) AS outbox_id FROM job
+"""
+
+
+def _job_arguments(new: NewJob, job_id: uuid.UUID) -> tuple[Any, ...]:
+    return (
+        job_id,
         new.asset_id,
         new.prompt,
         new.tier.value,
@@ -78,10 +94,31 @@ async def insert_job(connection: Connection, new: NewJob, *, job_id: uuid.UUID |
         new.request_fingerprint,
         new.trace_id,
     )
+
+
+async def insert_job(connection: Queryable, new: NewJob, *, job_id: uuid.UUID | None = None) -> Job:
+    """Insert a queued job with its first history row, in one statement."""
+    record = await connection.fetchrow(_INSERT_JOB + "SELECT * FROM job", *_job_arguments(new, job_id or uuid.uuid4()))
     assert record is not None  # INSERT ... RETURNING always returns the row
-    job = Job.from_record(record)
-    await _record_event(connection, job.id, "job.queued", None, JobStatus.QUEUED, {"tier": job.tier.value})
-    return job
+    return Job.from_record(record)
+
+
+async def insert_announced_job(
+    connection: Queryable, new: NewJob, *, job_id: uuid.UUID, announce: OutgoingMessage
+) -> tuple[Job, Staged]:
+    """Insert a queued job, its history row and the message announcing it, in one atomic statement.
+
+    One statement is one round trip (and one span) on the busiest path of the API.
+    """
+    record = await connection.fetchrow(
+        _INSERT_JOB + _ANNOUNCE,
+        *_job_arguments(new, job_id),
+        *outbox_arguments(announce),
+    )
+    assert record is not None  # INSERT ... RETURNING always returns the row
+    values = dict(record)
+    outbox_id = values.pop("outbox_id")
+    return Job.from_values(values), Staged(outbox_id, announce)
 
 
 async def _record_event(

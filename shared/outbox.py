@@ -8,7 +8,9 @@ Each message may be published more than once, never zero times: consumers are id
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import structlog
@@ -22,21 +24,35 @@ log = structlog.get_logger()
 PUBLISH_TIMEOUT_S = 10.0
 
 
-async def stage(connection: Connection, message: OutgoingMessage) -> int:
-    return int(
-        await connection.fetchval(
-            """
-            INSERT INTO outbox (message_id, exchange, routing_key, body, headers, expiration_ms)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-            """,
-            message.message_id,
-            message.exchange,
-            message.routing_key,
-            message.body,
-            dict(message.headers),
-            message.expiration_ms,
-        )
+@dataclass(frozen=True)
+class Staged:
+    """A message written in a transaction, to publish once that transaction has committed."""
+
+    outbox_id: int
+    message: OutgoingMessage
+
+
+def outbox_arguments(message: OutgoingMessage) -> tuple[Any, ...]:
+    """The outbox columns of a message, in the order of its INSERT."""
+    return (
+        message.message_id,
+        message.exchange,
+        message.routing_key,
+        message.body,
+        dict(message.headers),
+        message.expiration_ms,
     )
+
+
+async def stage(connection: Connection, message: OutgoingMessage) -> Staged:
+    outbox_id = await connection.fetchval(
+        """
+        INSERT INTO outbox (message_id, exchange, routing_key, body, headers, expiration_ms)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+        """,
+        *outbox_arguments(message),
+    )
+    return Staged(int(outbox_id), message)
 
 
 def _message(record: asyncpg.Record) -> OutgoingMessage:
@@ -50,21 +66,21 @@ def _message(record: asyncpg.Record) -> OutgoingMessage:
     )
 
 
-async def flush(pool: asyncpg.Pool, broker: Broker, ids: Iterable[int]) -> bool:
-    """Publish staged rows now; False leaves the rest to the relay (the broker may be away)."""
-    for outbox_id in ids:
-        async with pool.acquire() as connection:
-            record = await connection.fetchrow("SELECT * FROM outbox WHERE id = $1 AND published_at IS NULL", outbox_id)
-            if record is None:
-                continue
-            try:
-                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                    await broker.publish_raw(_message(record))
-            except Exception as error:
-                log.warning("outbox.publish_deferred", outbox_id=outbox_id, error=repr(error))
-                return False
-            await connection.execute("UPDATE outbox SET published_at = now() WHERE id = $1", outbox_id)
-    return True
+async def flush(pool: asyncpg.Pool, broker: Broker, staged: Sequence[Staged]) -> bool:
+    """Publish committed messages now; on failure the rest is left to the relay (the broker may be away)."""
+    published: list[int] = []
+    try:
+        for item in staged:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await broker.publish_raw(item.message)
+            published.append(item.outbox_id)
+    except Exception as error:
+        log.warning("outbox.publish_deferred", error=repr(error))
+    finally:
+        if published:
+            with untraced():  # bookkeeping: the publish span already tells the story
+                await pool.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published)
+    return len(published) == len(staged)
 
 
 async def relay_once(pool: asyncpg.Pool, broker: Broker, *, min_age_s: float = 5.0, batch: int = 100) -> int:

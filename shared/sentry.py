@@ -80,7 +80,9 @@ def setup_sentry(service: str, settings: BaseServiceSettings) -> None:
         server_name=service,
         send_default_pii=False,
         traces_sampler=sampler,
+        # Transactions carry the request too, and skip before_send: scrub both.
         before_send=before_send,  # type: ignore[arg-type]  # sentry's Event TypedDict is a dict at run time
+        before_send_transaction=before_send,  # type: ignore[arg-type]  # likewise
         max_request_body_size="never",
     )
     sentry_sdk.set_tag("service", f"luster-{service}")

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 from pydantic import BaseModel, ValidationError
 
 from services.api.uploads import Upload, read_file_part
@@ -48,6 +48,13 @@ async def read_form(request: web.Request, *, max_file_bytes: int, file_field: st
         reader = await request.multipart()
     except (AssertionError, ValueError, KeyError) as error:
         raise MalformedBody("body is not a valid multipart form") from error
+    try:
+        return await _read_parts(reader, max_file_bytes=max_file_bytes, file_field=file_field)
+    except ValueError as error:  # aiohttp's parser on a body cut short or mangled ("Reading after EOF")
+        raise MalformedBody("body is not a valid multipart form") from error
+
+
+async def _read_parts(reader: MultipartReader, *, max_file_bytes: int, file_field: str) -> FormBody:
     fields: dict[str, str] = {}
     upload: Upload | None = None
     while (part := await reader.next()) is not None:

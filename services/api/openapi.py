@@ -28,8 +28,9 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Request bodies in their validation shape, responses in their serialised shape."""
     found: dict[type[BaseModel], JsonSchemaMode] = {ErrorBody: "serialization"}
     for endpoint in ENDPOINTS:
-        if endpoint.request is not None:
-            found[endpoint.request] = "validation"
+        for model in (endpoint.request, endpoint.query):
+            if model is not None:
+                found[model] = "validation"
         if endpoint.response is not None:
             found[endpoint.response] = "serialization"
     return list(found.items())
@@ -46,7 +47,8 @@ def _request_body(endpoint: Endpoint) -> dict[str, Any] | None:
     if endpoint.upload:
         properties: dict[str, Any] = {"file": {"type": "string", "format": "binary"}}
         if endpoint.request is not None:
-            properties = {**properties, **endpoint.request.model_json_schema()["properties"]}
+            schema = endpoint.request.model_json_schema(ref_template=REF_TEMPLATE)
+            properties = {**properties, **schema["properties"]}
         content["multipart/form-data"] = {"schema": {"type": "object", "properties": properties}}
     return {"required": True, "content": content} if content else None
 
@@ -57,7 +59,7 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
         for name in re.findall(r"{(\w+)}", endpoint.path)
     ]
     if endpoint.query is not None:
-        schema = endpoint.query.model_json_schema()
+        schema = endpoint.query.model_json_schema(ref_template=REF_TEMPLATE)
         parameters += [
             {"name": name, "in": "query", "required": False, "schema": prop}
             for name, prop in schema["properties"].items()

@@ -13,8 +13,7 @@ from opentelemetry import trace
 
 from services.api.schemas import JobCreate
 from shared import jobs, outbox
-from shared.assets import get_asset
-from shared.broker import Broker, event_message
+from shared.broker import Broker, OutgoingMessage, event_message
 from shared.errors import Conflict, InvalidField, NotFound
 from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
@@ -68,16 +67,15 @@ async def submit(pool: asyncpg.Pool, broker: Broker, request: JobCreate, *, key:
     return Submission(job, created=True)
 
 
-async def _insert(pool: asyncpg.Pool, broker: Broker, new: NewJob) -> tuple[Job, int]:
-    async with pool.acquire() as connection, connection.transaction():
-        if await get_asset(connection, new.asset_id) is None:
-            raise NotFound(f"asset {new.asset_id} does not exist", field="asset_id")
-        job = await jobs.insert_job(connection, new, job_id=uuid.uuid4())
-        event = make_event(
-            JobQueued(asset_id=job.asset_id, tier=job.tier, style=job.style, prompt=job.prompt), job_id=job.id
-        )
-        message = event_message(
-            event, exchange=broker.topology.events_exchange, routing_key=queued_routing_key(job.tier)
-        )
-        staged = await outbox.stage(connection, message)
-    return job, staged
+async def _insert(pool: asyncpg.Pool, broker: Broker, new: NewJob) -> tuple[Job, outbox.Staged]:
+    try:
+        job_id = uuid.uuid4()
+        return await jobs.insert_announced_job(pool, new, job_id=job_id, announce=_queued_message(broker, job_id, new))
+    except asyncpg.ForeignKeyViolationError as error:
+        raise NotFound(f"asset {new.asset_id} does not exist", field="asset_id") from error
+
+
+def _queued_message(broker: Broker, job_id: uuid.UUID, new: NewJob) -> OutgoingMessage:
+    payload = JobQueued(asset_id=new.asset_id, tier=new.tier, style=new.style, prompt=new.prompt)
+    event = make_event(payload, job_id=job_id)
+    return event_message(event, exchange=broker.topology.events_exchange, routing_key=queued_routing_key(new.tier))
