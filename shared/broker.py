@@ -134,6 +134,11 @@ class Broker:
             )
         )
 
+    async def consumer_count(self, queue: str) -> int:
+        """What the broker itself reports, from a passive declare."""
+        declared = await self.channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.consumer_count or 0)
+
     async def is_healthy(self) -> bool:
         return not self.connection.is_closed and not self.channel.is_closed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeAlias
 
@@ -38,6 +39,31 @@ class LusterConnection(asyncpg.Connection):
 
     def get_reset_query(self) -> str:
         return ""
+
+
+# What "the database is down" looks like at an edge (HTTP answer, message handling), as opposed
+# to a bug: connection refused or reset, a server shutting down, a pool that cannot hand out a connection.
+DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    TimeoutError,
+)
+
+
+async def wait_until_up(pool: asyncpg.Pool, *, give_up_after: float) -> bool:
+    """Poll with backoff until the database answers again; False if it did not within the time."""
+    deadline = asyncio.get_running_loop().time() + give_up_after
+    delay = 0.5
+    while not await ping(pool):
+        if asyncio.get_running_loop().time() + delay > deadline:
+            return False
+        log.warning("database.waiting", retry_in=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    return True
 
 
 async def _init_connection(connection: Any) -> None:

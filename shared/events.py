@@ -112,15 +112,19 @@ TYPE_OF_PAYLOAD: Final = {model: event_type for event_type, model in PAYLOADS.it
 
 
 class Event(BaseModel):
-    """The envelope of DESIGN §4; `data` is validated against the payload model of `type`."""
+    """The envelope of DESIGN §4; `data` is validated against the payload model of `type`.
+
+    Every field is required on the wire (a body without an id or a version is not an event);
+    `make_event` fills them in for publishers.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    id: uuid.UUID
     type: EventType
-    version: int = CONTRACT_VERSION
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    job_id: uuid.UUID | None = None
+    version: int
+    occurred_at: datetime
+    job_id: uuid.UUID | None
     data: dict[str, Any]
 
     def payload(self) -> Payload:
@@ -136,7 +140,14 @@ class UndecodableEvent(Exception):
 
 
 def make_event(payload: Payload, *, job_id: uuid.UUID | None = None) -> Event:
-    return Event(type=TYPE_OF_PAYLOAD[type(payload)], job_id=job_id, data=payload.model_dump(mode="json"))
+    return Event(
+        id=uuid.uuid4(),
+        type=TYPE_OF_PAYLOAD[type(payload)],
+        version=CONTRACT_VERSION,
+        occurred_at=datetime.now(UTC),
+        job_id=job_id,
+        data=payload.model_dump(mode="json"),
+    )
 
 
 def encode(event: Event) -> bytes:

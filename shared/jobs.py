@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from shared.broker import OutgoingMessage
-from shared.db import Connection, Queryable
+from shared.db import Queryable
 from shared.domain import TRANSITIONS, JobStatus, Style, Tier
 from shared.errors import InvalidField
 from shared.outbox import Staged, outbox_arguments
@@ -121,63 +121,55 @@ async def insert_announced_job(
     return Job.from_values(values), Staged(outbox_id, announce)
 
 
-async def _record_event(
-    connection: Connection,
-    job_id: uuid.UUID,
-    event_type: str,
-    from_status: JobStatus | None,
-    to_status: JobStatus,
-    details: dict[str, Any],
-) -> None:
-    await connection.execute(
-        "INSERT INTO job_events (job_id, type, from_status, to_status, details) VALUES ($1, $2, $3, $4, $5)",
-        job_id,
-        event_type,
-        from_status.value if from_status else None,
-        to_status.value,
-        details,
-    )
-
-
 async def _transition(
-    connection: Connection,
+    connection: Queryable,
     job_id: uuid.UUID,
     to: JobStatus,
     *,
     assignments: str,
     args: tuple[Any, ...] = (),
     from_statuses: frozenset[JobStatus] | None = None,
+    owner: str | None = None,
     event_type: str,
     details: dict[str, Any] | None = None,
 ) -> Job | None:
-    """Move the job to `to` only from an allowed status; None when it was not in one."""
+    """Move the job to `to` only from an allowed status (and, given `owner`, only while that worker
+    holds it); the history row is written by the same statement. None when the job was not eligible.
+    """
     allowed = from_statuses if from_statuses is not None else TRANSITIONS[to]
-    allowed_param = f"${3 + len(args)}::text[]"
-    async with connection.transaction():
-        # The CTE reads the status under the row lock the UPDATE takes anyway, so the history row
-        # can name where the job came from; the WHERE clause is what makes the change conditional.
-        record = await connection.fetchrow(
-            f"""
-            WITH previous AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE)
+    n = 3 + len(args)
+    owned = f"AND previous.worker_id IS NOT DISTINCT FROM ${n + 3}" if owner is not None else ""
+    record = await connection.fetchrow(
+        f"""
+        WITH previous AS (SELECT id, status, worker_id FROM jobs WHERE id = $1 FOR UPDATE),
+        moved AS (
             UPDATE jobs SET status = $2, updated_at = now(), {assignments}
             FROM previous
-            WHERE jobs.id = previous.id AND previous.status = ANY({allowed_param})
+            WHERE jobs.id = previous.id AND previous.status = ANY(${n}::text[]) {owned}
             RETURNING jobs.*, previous.status AS previous_status
-            """,
-            job_id,
-            to.value,
-            *args,
-            [status.value for status in allowed],
+        ),
+        history AS (
+            INSERT INTO job_events (job_id, type, from_status, to_status, details)
+            SELECT id, ${n + 1}, previous_status, status, ${n + 2}::jsonb FROM moved
         )
-        if record is None:
-            return None
-        values = dict(record)
-        previous = JobStatus(values.pop("previous_status"))
-        await _record_event(connection, job_id, event_type, previous, to, details or {})
+        SELECT * FROM moved
+        """,
+        job_id,
+        to.value,
+        *args,
+        [status.value for status in allowed],
+        event_type,
+        details or {},
+        *((owner,) if owner is not None else ()),
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    values.pop("previous_status")
     return Job.from_values(values)
 
 
-async def start(connection: Connection, job_id: uuid.UUID, *, worker_id: str, takeover: bool = False) -> Job | None:
+async def start(connection: Queryable, job_id: uuid.UUID, *, worker_id: str, takeover: bool = False) -> Job | None:
     """queued → processing; with `takeover`, also a job whose previous worker vanished mid-way."""
     allowed = TRANSITIONS[JobStatus.PROCESSING] if takeover else frozenset({JobStatus.QUEUED})
     return await _transition(
@@ -193,14 +185,16 @@ async def start(connection: Connection, job_id: uuid.UUID, *, worker_id: str, ta
 
 
 async def succeed(
-    connection: Connection,
+    connection: Queryable,
     job_id: uuid.UUID,
     *,
     output_key: str,
     content_type: str,
     cost: Decimal,
     engine: str,
+    worker_id: str | None = None,
 ) -> Job | None:
+    """processing → succeeded; with `worker_id`, only while that worker still holds the job."""
     return await _transition(
         connection,
         job_id,
@@ -208,25 +202,36 @@ async def succeed(
         assignments="output_key = $3, output_content_type = $4, cost = cost + $5, engine = $6, "
         "completed_at = now(), error_code = NULL, error_message = NULL",
         args=(output_key, content_type, cost, engine),
+        owner=worker_id,
         event_type="job.succeeded",
         details={"output_key": output_key, "engine": engine, "cost": str(cost)},
     )
 
 
-async def fail(connection: Connection, job_id: uuid.UUID, *, code: str, message: str) -> Job | None:
+async def fail(
+    connection: Queryable, job_id: uuid.UUID, *, code: str, message: str, worker_id: str | None = None
+) -> Job | None:
     return await _transition(
         connection,
         job_id,
         JobStatus.FAILED,
         assignments="error_code = $3, error_message = $4, completed_at = now()",
         args=(code, message),
+        owner=worker_id,
         event_type="job.failed",
         details={"error_code": code, "error_message": message},
     )
 
 
 async def schedule_retry(
-    connection: Connection, job_id: uuid.UUID, *, code: str, message: str, delay_ms: int
+    connection: Queryable,
+    job_id: uuid.UUID,
+    *,
+    code: str,
+    message: str,
+    delay_ms: int,
+    worker_id: str | None = None,
+    event_type: str = "job.retrying",
 ) -> Job | None:
     return await _transition(
         connection,
@@ -234,15 +239,38 @@ async def schedule_retry(
         JobStatus.QUEUED,
         assignments="error_code = $3, error_message = $4, worker_id = NULL",
         args=(code, message),
-        event_type="job.retrying",
+        owner=worker_id,
+        event_type=event_type,
         details={"error_code": code, "error_message": message, "delay_ms": delay_ms},
     )
 
 
-async def cancel(connection: Connection, job_id: uuid.UUID) -> Job | None:
+async def cancel(connection: Queryable, job_id: uuid.UUID) -> Job | None:
     return await _transition(
         connection, job_id, JobStatus.CANCELED, assignments="completed_at = now()", event_type="job.canceled"
     )
+
+
+async def find_stuck(connection: Queryable, *, liveness_s: float, timeout_s: float, limit: int = 100) -> list[Job]:
+    """Jobs `processing` whose worker is gone (stopped, or silent for `liveness_s`), or that have run
+    past `timeout_s`, which a live worker would have cut short itself: its loop must be wedged.
+    """
+    records = await connection.fetch(
+        """
+        SELECT jobs.* FROM jobs LEFT JOIN workers ON workers.id = jobs.worker_id
+        WHERE jobs.status = 'processing'
+          AND jobs.started_at < now() - make_interval(secs => $1)
+          AND (workers.id IS NULL OR workers.stopped_at IS NOT NULL
+               OR workers.last_seen < now() - make_interval(secs => $1)
+               OR jobs.started_at < now() - make_interval(secs => $2))
+        ORDER BY jobs.started_at
+        LIMIT $3
+        """,
+        liveness_s,
+        timeout_s,
+        limit,
+    )
+    return [Job.from_record(record) for record in records]
 
 
 async def get_job(connection: Queryable, job_id: uuid.UUID) -> Job | None:
@@ -250,7 +278,7 @@ async def get_job(connection: Queryable, job_id: uuid.UUID) -> Job | None:
     return Job.from_record(record) if record else None
 
 
-async def find_by_idempotency_key(connection: Connection, key: str) -> Job | None:
+async def find_by_idempotency_key(connection: Queryable, key: str) -> Job | None:
     record = await connection.fetchrow("SELECT * FROM jobs WHERE idempotency_key = $1", key)
     return Job.from_record(record) if record else None
 

@@ -69,6 +69,8 @@ def _message(record: asyncpg.Record) -> OutgoingMessage:
 async def flush(pool: asyncpg.Pool, broker: Broker, staged: Sequence[Staged]) -> bool:
     """Publish committed messages now; on failure the rest is left to the relay (the broker may be away)."""
     published: list[int] = []
+    if not await broker.is_healthy():
+        return False  # don't hold the caller while the connection recovers: the relay will publish
     try:
         for item in staged:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from services.api.uploads import Upload, read_file_part
@@ -35,8 +36,10 @@ class FormBody:
 async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, LookupError) as error:  # LookupError: unknown charset
         raise MalformedBody(f"body is not valid JSON: {error}") from error
+    except RecursionError as error:  # json.loads recurses once per nesting level
+        raise MalformedBody("body is nested too deeply") from error
     if not isinstance(body, dict):
         raise MalformedBody("body must be a JSON object")
     return body
@@ -50,7 +53,7 @@ async def read_form(request: web.Request, *, max_file_bytes: int, file_field: st
         raise MalformedBody("body is not a valid multipart form") from error
     try:
         return await _read_parts(reader, max_file_bytes=max_file_bytes, file_field=file_field)
-    except ValueError as error:  # aiohttp's parser on a body cut short or mangled ("Reading after EOF")
+    except (ValueError, HttpProcessingError) as error:  # aiohttp's parser on a body cut short or mangled
         raise MalformedBody("body is not a valid multipart form") from error
 
 

@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from shared.db import DATABASE_DOWN_ERRORS
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -56,6 +57,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except LusterError as error:
         return error_response(_status_of(error), error.code, error.message, error.field)
+    except DATABASE_DOWN_ERRORS as error:
+        log.warning("request.database_down", path=request.path, error=repr(error))
+        return error_response(503, DependencyUnavailable.code, "the database is unavailable; retry shortly")
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.assets import Asset
 from shared.domain import JobStatus, Style, Tier
@@ -27,6 +27,14 @@ class JobCreate(BaseModel):
     prompt: str = Field(min_length=1, max_length=PROMPT_MAX_LENGTH, description="What to enhance, in words.")
     tier: Tier = Tier.FREE
     style: Style = Style.DEFAULT
+
+    @field_validator("prompt")
+    @classmethod
+    def _storable(cls, prompt: str) -> str:
+        # PostgreSQL text cannot hold NUL: refuse it here instead of failing at the INSERT.
+        if "\x00" in prompt:
+            raise ValueError("must not contain NUL characters")
+        return prompt
 
 
 class AssetOut(BaseModel):

@@ -42,6 +42,13 @@ async def read_file_part(part: BodyPartReader, *, max_bytes: int) -> Upload:
     return Upload(b"".join(chunks), part.filename, digest.hexdigest())
 
 
+def display_name(filename: str | None) -> str | None:
+    """The client's file name, kept for display only, without what PostgreSQL text cannot hold."""
+    # Bytes that are not UTF-8 arrive as lone surrogates, which asyncpg cannot encode: drop them.
+    cleaned = (filename or "").encode("utf-8", "ignore").decode()
+    return cleaned[:255] or None
+
+
 async def store_asset(pool: asyncpg.Pool, storage: LocalStorage, upload: Upload, *, max_pixels: int) -> Asset:
     """Check the image, store the bytes under a generated key, then record the asset."""
     if sniff_format(upload.data[:32]) is None:
@@ -54,7 +61,7 @@ async def store_asset(pool: asyncpg.Pool, storage: LocalStorage, upload: Upload,
     return await insert_asset(
         pool,
         asset_id=asset_id,
-        filename=(upload.filename or "")[:255] or None,
+        filename=display_name(upload.filename),
         content_type=info.content_type,
         size_bytes=len(upload.data),
         width=info.width,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
+from shared.errors import DependencyUnavailable
 from shared.logs import configure_logging
 from shared.settings import load_settings
 from shared.telemetry import setup_telemetry
@@ -26,6 +28,8 @@ def main() -> None:
     telemetry = setup_telemetry("worker", settings, sentry_tags={"worker_id": settings.worker_id})
     try:
         asyncio.run(_serve(settings))
+    except DependencyUnavailable as error:
+        sys.exit(f"luster-worker: {error.message}")
     finally:
         telemetry.shutdown()
 

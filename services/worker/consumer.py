@@ -11,6 +11,7 @@ from services.worker.context import WorkerContext
 from services.worker.process import handle_job
 from services.worker.scheduler import SchedulerClosed
 from shared.broker import Delivery, deliver
+from shared.db import DATABASE_DOWN_ERRORS, wait_until_up
 from shared.domain import Tier
 
 log = structlog.get_logger()
@@ -42,7 +43,13 @@ class TierConsumers:
         return on_message
 
     async def _handle(self, delivery: Delivery) -> None:
-        await handle_job(self.ctx, delivery)
+        try:
+            await handle_job(self.ctx, delivery)
+        except DATABASE_DOWN_ERRORS:
+            # Hold the message until PostgreSQL is back, so one outage costs one redelivery
+            # against the queue's delivery limit, not one per second.
+            await wait_until_up(self.ctx.pool, give_up_after=self.ctx.settings.job_timeout)
+            raise
 
     async def _run(self, tier: Tier, queue_name: str, message: AbstractIncomingMessage) -> None:
         ctx = self.ctx

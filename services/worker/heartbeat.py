@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import structlog
 
 from services.worker.context import WorkerContext
+from shared import workers
 from shared.events import WorkerHeartbeat, WorkerStopped, make_event
+from shared.tracing import untraced
 
 log = structlog.get_logger()
 PUBLISH_TIMEOUT_S = 5.0
@@ -31,6 +34,8 @@ async def beat(ctx: WorkerContext) -> None:
     while True:
         event = make_event(_heartbeat(ctx))
         try:
+            with untraced():
+                await workers.beat(ctx.pool, worker_id=ctx.worker_id, host=socket.gethostname())
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await ctx.broker.publish(event, routing_key=event.type.value)
         except Exception as error:
@@ -39,6 +44,8 @@ async def beat(ctx: WorkerContext) -> None:
 
 
 async def announce_stop(ctx: WorkerContext) -> None:
+    with contextlib.suppress(Exception):
+        await workers.stopped(ctx.pool, worker_id=ctx.worker_id)
     stats = ctx.stats
     event = make_event(
         WorkerStopped(

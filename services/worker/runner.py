@@ -10,14 +10,16 @@ from concurrent.futures import ProcessPoolExecutor
 
 import structlog
 
-from services.worker import heartbeat
+from services.worker import heartbeat, sweeper
 from services.worker.consumer import TierConsumers
 from services.worker.context import WorkerContext, WorkerStats
 from services.worker.engines.factory import create_engine
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
+from shared import watchdog
 from shared.broker import Broker
 from shared.db import create_pool
+from shared.domain import Tier
 from shared.storage import LocalStorage
 from shared.topology import Topology
 
@@ -63,12 +65,29 @@ async def run(settings: WorkerSettings, stop: asyncio.Event) -> None:
     async with worker_context(settings) as ctx:
         consumers = TierConsumers(ctx)
         await consumers.start()
-        beating = asyncio.create_task(heartbeat.beat(ctx))
-        await stop.wait()
+        background = [
+            asyncio.create_task(heartbeat.beat(ctx)),
+            asyncio.create_task(sweeper.sweep(ctx, settings.sweep_interval)),
+        ]
+        watching = asyncio.create_task(
+            watchdog.watch(
+                ctx.broker,
+                [ctx.broker.topology.work_queue(tier) for tier in Tier],
+                interval_s=settings.watchdog_interval,
+                give_up_after=settings.broker_give_up_after,
+            )
+        )
+        background.append(watching)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, watching], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
         log.info("worker.stopping")
         await consumers.stop(settings.shutdown_grace)
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        lost = watching.exception() if watching.done() and not watching.cancelled() else None
+        if lost is not None:
+            raise lost  # the broker lost us for good: exit non-zero so the platform restarts us
         await heartbeat.announce_stop(ctx)
         log.info("worker.stopped", processed=ctx.stats.processed, failed=ctx.stats.failed)

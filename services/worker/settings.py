@@ -31,6 +31,12 @@ class WorkerSettings(BaseServiceSettings):
     max_attempts: int = Field(default=3, ge=1, le=20)
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
     shutdown_grace: float = Field(default=60.0, ge=0, le=3600)
+    # How often this worker looks for jobs whose worker is gone (see sweeper.py).
+    sweep_interval: float = Field(default=10.0, gt=0, le=3600)
+    # How often the broker is asked whether our consumers are registered, and how long it may say
+    # no (or not answer) before the worker exits non-zero for its platform to restart it.
+    watchdog_interval: float = Field(default=5.0, gt=0, le=600)
+    broker_give_up_after: float = Field(default=120.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _engine_is_configured(self) -> WorkerSettings:

@@ -68,12 +68,16 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
             content_type=produced.content_type,
             cost=produced.cost,
             engine=produced.engine,
+            worker_id=ctx.worker_id,
         ),
         succeeded,
     )
 
 
-async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str) -> Job | None:
+async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: str | None = None) -> Job | None:
+    """processing → failed while `owner` (this worker unless said otherwise) still holds the job."""
+    holder = owner or ctx.worker_id
+
     def failed(done: Job) -> list[OutgoingMessage]:
         payload = JobFailed(
             worker_id=ctx.worker_id,
@@ -85,7 +89,7 @@ async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str) -> Job 
         )
         return [_announce(ctx, done, payload)]
 
-    return await _commit(ctx, lambda c: jobs.fail(c, job.id, code=code, message=message), failed)
+    return await _commit(ctx, lambda c: jobs.fail(c, job.id, code=code, message=message, worker_id=holder), failed)
 
 
 def backoff_ms(level: int) -> int:
@@ -93,7 +97,10 @@ def backoff_ms(level: int) -> int:
     return int(RETRY_DELAYS_MS[level] * (1 + random.random() / 4))
 
 
-async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str) -> Job | None:
+async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: str | None = None) -> Job | None:
+    """processing → queued with a delayed job.queued, while `owner` (default: this worker) holds the job."""
+    holder = owner or ctx.worker_id
+
     topology = ctx.broker.topology
     level = topology.retry_level(job.attempts)
     delay = backoff_ms(level)
@@ -123,5 +130,7 @@ async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str) -> Job
         return [_announce(ctx, queued, payload), delayed]
 
     return await _commit(
-        ctx, lambda c: jobs.schedule_retry(c, job.id, code=code, message=message, delay_ms=delay), retrying
+        ctx,
+        lambda c: jobs.schedule_retry(c, job.id, code=code, message=message, delay_ms=delay, worker_id=holder),
+        retrying,
     )

@@ -1,0 +1,55 @@
+"""The stuck-job sweeper: no job stays `processing` after its worker is gone.
+
+A job is stuck when it is `processing` and its worker has stopped, has not written its liveness row
+for `liveness` seconds (three heartbeats), or has held it past `job_timeout` plus a grace (the
+worker's own timeout should have fired, so its event loop is wedged). A stuck job with attempts left
+is re-queued through the retry delay queues; one without is failed with `worker_lost`. Every
+worker sweeps; the conditional UPDATE (status and owner) lets exactly one of them act on each job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from services.worker import transitions
+from services.worker.context import WorkerContext
+from shared import jobs
+from shared.tracing import untraced
+
+log = structlog.get_logger()
+
+STUCK_CODE = "worker_lost"
+
+
+def liveness_window(ctx: WorkerContext) -> float:
+    return ctx.settings.heartbeat_interval * 3
+
+
+async def sweep_once(ctx: WorkerContext) -> int:
+    settings = ctx.settings
+    with untraced():
+        stuck = await jobs.find_stuck(
+            ctx.pool, liveness_s=liveness_window(ctx), timeout_s=settings.job_timeout + liveness_window(ctx)
+        )
+    for job in stuck:
+        message = f"worker {job.worker_id} stopped answering while it held the job"
+        owner = job.worker_id or ""
+        if job.attempts < settings.max_attempts:
+            moved = await transitions.retry(ctx, job, code=STUCK_CODE, message=message, owner=owner)
+        else:
+            moved = await transitions.fail(ctx, job, code=STUCK_CODE, message=message, owner=owner)
+        if moved is not None:
+            log.warning("job.swept", job_id=str(job.id), lost_worker=job.worker_id, status=moved.status.value)
+    return len(stuck)
+
+
+async def sweep(ctx: WorkerContext, interval_s: float) -> None:
+    """Run until cancelled."""
+    while True:
+        try:
+            await sweep_once(ctx)
+        except Exception as error:
+            log.warning("sweeper.failed", error=repr(error))
+        await asyncio.sleep(interval_s)
