@@ -135,9 +135,15 @@ class Broker:
         )
 
     async def consumer_count(self, queue: str) -> int:
-        """What the broker itself reports, from a passive declare."""
-        declared = await self.channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.consumer_count or 0)
+        """What the broker itself reports, from a passive declare on a channel of its own (a failed
+        passive declare closes its channel, and the publishing channel must not be that one)."""
+        channel = await self.connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.consumer_count or 0)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     async def is_healthy(self) -> bool:
         return not self.connection.is_closed and not self.channel.is_closed

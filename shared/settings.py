@@ -51,4 +51,5 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
     except ValidationError as error:
         first = error.errors()[0]
         where = f"{str(first['loc'][0]).upper()}: " if first["loc"] else ""
-        sys.exit(f"luster: invalid configuration: {where}{first['msg']}")
+        message = first["msg"].removeprefix("Value error, ")
+        sys.exit(f"luster: invalid configuration: {where}{message}")
