@@ -16,12 +16,13 @@ from shared.db import split_database
 from shared.migrate import migrate
 from shared.topology import Topology
 
-DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/luster_test")
+# A database of this run's own, so two test runs on one machine cannot drop each other's tables.
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/luster_test_{os.getpid()}")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TABLES = ("outbox", "job_events", "jobs", "assets")
 
 
-async def _recreate_database(dsn: str) -> None:
+async def _drop_database(dsn: str) -> None:
     maintenance, name = split_database(dsn)
     connection = await asyncpg.connect(maintenance)
     try:
@@ -33,9 +34,10 @@ async def _recreate_database(dsn: str) -> None:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A database built from scratch by the migrations, once per test session."""
-    asyncio.run(_recreate_database(DATABASE_URL))
+    asyncio.run(_drop_database(DATABASE_URL))  # migrate() creates it afresh
     migrate(DATABASE_URL)
     yield DATABASE_URL
+    asyncio.run(_drop_database(DATABASE_URL))
 
 
 @pytest.fixture
@@ -74,7 +76,9 @@ def storage_dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def service_env(database_url: str, amqp_url: str, topology: Topology, storage_dirs: tuple[Path, Path]) -> dict[str, str]:
+def service_env(
+    database_url: str, amqp_url: str, topology: Topology, storage_dirs: tuple[Path, Path]
+) -> dict[str, str]:
     """The environment a service process (or a settings class) of this test reads."""
     uploads, outputs = storage_dirs
     return {

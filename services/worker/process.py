@@ -66,7 +66,9 @@ async def _run(ctx: WorkerContext, job: Job) -> None:
         sentry_sdk.capture_exception(error)
         await _retry_or_give_up(ctx, job, EngineError(repr(error), code="engine_crashed"))
     else:
+        ctx.settings.faults.maybe_kill("after_output")
         await transitions.succeed(ctx, job, produced)
+        ctx.settings.faults.maybe_kill("after_commit")
         ctx.stats.processed += 1
         log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
 

@@ -92,9 +92,9 @@ async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: 
     return await _commit(ctx, lambda c: jobs.fail(c, job.id, code=code, message=message, worker_id=holder), failed)
 
 
-def backoff_ms(level: int) -> int:
+def backoff_ms(level: int, *, scale: float = 1.0) -> int:
     """The level's delay with up to 25 % jitter, so retries of one outage do not arrive together."""
-    return int(RETRY_DELAYS_MS[level] * (1 + random.random() / 4))
+    return int(RETRY_DELAYS_MS[level] * scale * (1 + random.random() / 4))
 
 
 async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: str | None = None) -> Job | None:
@@ -103,7 +103,7 @@ async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str, owner:
 
     topology = ctx.broker.topology
     level = topology.retry_level(job.attempts)
-    delay = backoff_ms(level)
+    delay = backoff_ms(level, scale=ctx.settings.retry_delay_scale)
 
     def retrying(queued: Job) -> list[OutgoingMessage]:
         again = make_event(

@@ -25,12 +25,17 @@ def log_dir(tmp_path: Path) -> Path:
     return path
 
 
-async def submit_job(api_url: str, photo: bytes, headers: dict[str, str] | None = None, **fields: str) -> dict[str, Any]:
+async def submit_job(
+    api_url: str, photo: bytes, headers: dict[str, str] | None = None, **fields: str
+) -> dict[str, Any]:
     form = aiohttp.FormData()
     form.add_field("file", photo, filename="listing.jpg", content_type="image/jpeg")
     for name, value in {"prompt": "Test enhancement", "tier": "premium", **fields}.items():
         form.add_field(name, value)
-    async with aiohttp.ClientSession() as session, session.post(f"{api_url}/jobs", data=form, headers=headers) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{api_url}/jobs", data=form, headers=headers) as response,
+    ):
         assert response.status == 202, await response.text()
         job: dict[str, Any] = (await response.json())["job"]
         return job

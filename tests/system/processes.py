@@ -55,7 +55,11 @@ def start(name: str, env: dict[str, str], log_dir: Path, *, port: int | None = N
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"services.{name}"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     return Service(name, process, log_path, port)
 

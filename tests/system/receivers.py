@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import zlib
 from collections.abc import AsyncIterator
@@ -38,9 +39,10 @@ def _value(value: AnyValue) -> Any:
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:
-    if encoding == "gzip":
+    """aiohttp inflates gzip and deflate bodies itself; only what it left compressed is left to do."""
+    if encoding == "gzip" and body[:2] == b"\x1f\x8b":
         return gzip.decompress(body)
-    if encoding == "deflate":
+    if encoding == "deflate" and body[:1] == b"\x78":
         return zlib.decompress(body)
     return body
 
@@ -105,7 +107,7 @@ class SentryReceiver:
         """Payloads of the items whose header says `type: kind` (event, transaction, ...)."""
         found = []
         for items in self.envelopes:
-            for header, payload in zip(items, items[1:], strict=False):
+            for header, payload in itertools.pairwise(items):
                 if isinstance(header, dict) and header.get("type") == kind:
                     found.append(payload)
         return found

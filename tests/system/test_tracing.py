@@ -23,8 +23,11 @@ async def _wait_for_trace(receiver: OtlpReceiver, trace_id: str, deadline_s: flo
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         spans = receiver.in_trace(trace_id)
-        consumed = {s.attributes.get("messaging.rabbitmq.destination.routing_key") for s in spans
-                    if s.service == "luster-monitor"}
+        consumed = {
+            s.attributes.get("messaging.rabbitmq.destination.routing_key")
+            for s in spans
+            if s.service == "luster-monitor"
+        }
         if {s.service for s in spans} >= SERVICES and "job.succeeded" in consumed:
             return spans
         await asyncio.sleep(0.3)
@@ -42,9 +45,16 @@ async def test_one_job_is_one_trace_across_three_processes(
     service_env: dict[str, str], log_dir: Path, photo: bytes
 ) -> None:
     async with otlp_receiver() as receiver:
-        env = {**service_env, "OTLP_ENDPOINT": receiver.url, "OTLP_HEADERS": "Authorization=Bearer test-token",
-               "OTEL_BSP_SCHEDULE_DELAY": "200", "APP_VERSION": "9.9.9", "ENVIRONMENT": "tracing-test",
-               "ADMIN_PASSWORD": "secret", "HEARTBEAT_INTERVAL": "1"}
+        env = {
+            **service_env,
+            "OTLP_ENDPOINT": receiver.url,
+            "OTLP_HEADERS": "Authorization=Bearer test-token",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "APP_VERSION": "9.9.9",
+            "ENVIRONMENT": "tracing-test",
+            "ADMIN_PASSWORD": "tracing-secret",
+            "HEARTBEAT_INTERVAL": "1",
+        }
         api = processes.start("api", env, log_dir, port=processes.free_port())
         worker = processes.start("worker", env, log_dir)
         monitor = processes.start("monitor", env, log_dir, port=processes.free_port())

@@ -1,0 +1,39 @@
+"""The engine contract: what every enhancement engine takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from shared.domain import Style, Tier
+
+
+@dataclass(frozen=True)
+class EnhanceRequest:
+    """One photo to enhance, with the user's prompt and the job's tier and style."""
+
+    image: bytes
+    prompt: str
+    tier: Tier
+    style: Style
+
+
+@dataclass(frozen=True)
+class EnhanceResult:
+    """The enhanced photo, its size, and what producing it cost in US dollars."""
+
+    image: bytes
+    content_type: str
+    width: int
+    height: int
+    cost: Decimal
+    engine: str
+
+
+class Engine(Protocol):
+    """Turns an EnhanceRequest into an EnhanceResult or raises an EngineError/UnsupportedImage."""
+
+    name: str
+
+    async def enhance(self, request: EnhanceRequest) -> EnhanceResult: ...

@@ -1,0 +1,200 @@
+"""The OpenAI engine: gpt-image-1 ``images.edit``, with the worker's retry policy instead of the client's."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import io
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from decimal import Decimal
+from types import TracebackType
+from typing import Literal, Self, TypeVar
+
+import openai
+from openai.types import ImagesResponse
+from openai.types.images_response import Usage, UsageInputTokensDetails
+from PIL import Image, ImageOps
+
+from services.worker.engines import EnhanceRequest, EnhanceResult
+from services.worker.engines.styles import PRESETS, TIER_OUTPUT
+from shared.domain import Style, Tier
+from shared.errors import EngineError, PermanentEngineError, TransientEngineError, UnsupportedImage
+from shared.imaging import DEFAULT_MAX_PIXELS, ImageInfo, open_image, probe
+
+NAME = "openai"
+
+_T = TypeVar("_T")
+
+# gpt-image-1 list prices in US dollars per token (openai.com/api/pricing: per 1M tokens, text input $5,
+# image input $10, image output $40).
+TEXT_INPUT_PRICE = Decimal("5") / 1_000_000
+IMAGE_INPUT_PRICE = Decimal("10") / 1_000_000
+IMAGE_OUTPUT_PRICE = Decimal("40") / 1_000_000
+_COST_QUANTUM = Decimal("0.000001")
+
+_QUALITY: Mapping[Tier, Literal["low", "high"]] = {Tier.FREE: "low", Tier.PREMIUM: "high"}
+# The model works at these sizes anyway: sending more pixels only costs upload time.
+_INPUT_LONG_EDGE = 1536
+_OUTPUT_MAX_PIXELS = 4096 * 4096
+# The same statuses the openai client would retry itself; everything else 4xx will fail again.
+_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+_BRIEF = "Edit this real-estate listing photo."
+_KEEP = (
+    "Keep the property exactly as it is: the same architecture, rooms, fixtures, furniture, layout and "
+    "camera angle. Do not add, remove or move objects."
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The photo as sent to OpenAI: an upright RGB JPEG without metadata, and its size."""
+
+    data: bytes
+    width: int
+    height: int
+
+
+class OpenAIEngine:
+    """Asks gpt-image-1 for the edit; owns an HTTP client, so close it (or use ``async with``)."""
+
+    name: str = NAME
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None,
+        model: str = "gpt-image-1",
+        timeout: float = 120.0,
+        *,
+        executor: Executor | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        # max_retries=0: the worker retries with backoff; client retries on top bill one job many times.
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+        self._model = model
+        self._executor = executor
+        self._max_pixels = max_pixels
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
+        upload = await self._in_executor(functools.partial(prepare_upload, request.image, self._max_pixels))
+        response = await self._edit(upload, request)
+        image = _first_image(response)
+        info = await self._in_executor(functools.partial(_probe_output, image))
+        return EnhanceResult(
+            image=image,
+            content_type=info.content_type,
+            width=info.width,
+            height=info.height,
+            cost=cost_of(response.usage),
+            engine=NAME,
+        )
+
+    async def _edit(self, upload: Upload, request: EnhanceRequest) -> ImagesResponse:
+        try:
+            return await self._client.images.edit(
+                image=("photo.jpg", upload.data, "image/jpeg"),
+                prompt=build_prompt(request.style, request.prompt),
+                model=self._model,
+                n=1,
+                size=size_for(request.tier, upload),
+                quality=_QUALITY[request.tier],
+                output_format="jpeg",
+                output_compression=TIER_OUTPUT[request.tier].jpeg_quality,
+            )
+        except openai.APIError as exc:
+            raise translate_error(exc) from exc
+
+    async def _in_executor(self, work: functools.partial[_T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+
+def build_prompt(style: Style, user_prompt: str) -> str:
+    """The style preset's request, the guard against altering the property, then the user's words."""
+    parts = [_BRIEF, PRESETS[style].prompt, _KEEP]
+    if user_prompt.strip():
+        parts.append(f"Client's request: {user_prompt.strip()}")
+    return " ".join(parts)
+
+
+def size_for(tier: Tier, upload: Upload) -> str:
+    """Free is square 1024; premium is 1536x1024, turned upright for portrait photos."""
+    if tier is Tier.FREE:
+        return "1024x1024"
+    return "1024x1536" if upload.height > upload.width else "1536x1024"
+
+
+def cost_of(usage: Usage | None) -> Decimal:
+    """US dollars for one call from its token usage; zero when the server reports none."""
+    if usage is None:
+        return Decimal("0")
+    # Compatible servers may leave the breakdown out: then every input token is billed as an image token.
+    details: UsageInputTokensDetails | None = getattr(usage, "input_tokens_details", None)
+    text_tokens = details.text_tokens if details is not None else 0
+    cost = (
+        text_tokens * TEXT_INPUT_PRICE
+        + (usage.input_tokens - text_tokens) * IMAGE_INPUT_PRICE
+        + usage.output_tokens * IMAGE_OUTPUT_PRICE
+    )
+    return cost.quantize(_COST_QUANTUM)
+
+
+def translate_error(exc: openai.APIError) -> EngineError:
+    """Timeouts, connection failures, 408/409/429 and 5xx are transient; other refusals permanent."""
+    if isinstance(exc, openai.APITimeoutError):
+        return TransientEngineError("OpenAI did not answer in time", code="openai_timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransientEngineError(f"OpenAI unreachable: {exc}", code="openai_unavailable")
+    if not isinstance(exc, openai.APIStatusError):
+        return PermanentEngineError(f"unexpected OpenAI response: {exc}", code="openai_bad_response")
+    message = f"OpenAI answered {exc.status_code}: {exc.message}"
+    if exc.code == "insufficient_quota":
+        # Also a 429, but no amount of waiting pays the bill.
+        return PermanentEngineError(message, code="openai_quota")
+    if exc.status_code in _TRANSIENT_STATUSES or exc.status_code >= 500:
+        return TransientEngineError(message, code="openai_unavailable")
+    return PermanentEngineError(message, code="openai_rejected")
+
+
+def prepare_upload(data: bytes, max_pixels: int) -> Upload:
+    """Upright, RGB, at most the model's size, re-encoded so no EXIF (GPS) leaves our hands."""
+    try:
+        image = ImageOps.exif_transpose(open_image(data, max_pixels=max_pixels)).convert("RGB")
+    except UnsupportedImage as exc:
+        raise PermanentEngineError(exc.message, code=exc.code) from exc
+    image.thumbnail((_INPUT_LONG_EDGE, _INPUT_LONG_EDGE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=95)
+    return Upload(data=buffer.getvalue(), width=image.width, height=image.height)
+
+
+def _first_image(response: ImagesResponse) -> bytes:
+    encoded = response.data[0].b64_json if response.data else None
+    if not encoded:
+        raise PermanentEngineError("OpenAI returned no image", code="openai_bad_response")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise PermanentEngineError("OpenAI returned undecodable data", code="openai_bad_response") from exc
+
+
+def _probe_output(image: bytes) -> ImageInfo:
+    try:
+        return probe(image, max_pixels=_OUTPUT_MAX_PIXELS)
+    except UnsupportedImage as exc:
+        message = f"OpenAI returned a bad image: {exc.message}"
+        raise PermanentEngineError(message, code="openai_bad_output") from exc

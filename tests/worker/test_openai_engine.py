@@ -1,0 +1,190 @@
+"""The OpenAI engine against a local OpenAI-compatible server: results, costs and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from services.worker.engines import EnhanceRequest
+from services.worker.engines.openai import OpenAIEngine, build_prompt
+from shared.domain import Style, Tier
+from shared.errors import PermanentEngineError, TransientEngineError
+from tests.worker import photos
+
+USAGE = {
+    "input_tokens": 1_000,
+    "input_tokens_details": {"image_tokens": 900, "text_tokens": 100},
+    "output_tokens": 4_000,
+    "total_tokens": 5_000,
+}
+# 100 text tokens at $5/M + 900 image tokens at $10/M + 4000 output tokens at $40/M
+USAGE_COST = Decimal("0.169500")
+
+
+@dataclass
+class FakeOpenAI:
+    """What the fake server was asked, and what it will answer next."""
+
+    base_url: str = ""
+    status: int = 200
+    error_code: str = "rate_limit_exceeded"
+    delay: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def edits(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.calls.append({
+            "authorization": request.headers.get("Authorization"),
+            **{key: _read(value) for key, value in form.items()},
+        })
+        await asyncio.sleep(self.delay)
+        if self.status != 200:
+            error = {"message": f"fake {self.status}", "type": "fake", "code": self.error_code}
+            return web.json_response({"error": error}, status=self.status)
+        size = str(form.get("size", "1024x1024"))
+        width, height = (int(side) for side in size.split("x"))
+        image = {"b64_json": _png_b64(width, height)}
+        return web.json_response({"created": 0, "data": [image], "usage": USAGE})
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    app = web.Application(client_max_size=20 * 1024 * 1024)
+    app.router.add_post("/v1/images/edits", fake.edits)
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.base_url = f"http://{host}:{port}/v1"
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def engine(fake_openai: FakeOpenAI) -> AsyncIterator[OpenAIEngine]:
+    async with OpenAIEngine("sk-test", fake_openai.base_url, timeout=5.0) as engine:
+        yield engine
+
+
+def request(
+    tier: Tier = Tier.PREMIUM, prompt: str = "warmer please", pixels: photos.Pixels | None = None
+) -> EnhanceRequest:
+    photo = photos.encode(photos.house() if pixels is None else pixels, exif=photos.gps_exif())
+    return EnhanceRequest(photo, prompt, tier, Style.DUSK)
+
+
+async def test_premium_edit_returns_the_image_its_size_and_cost(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI
+) -> None:
+    result = await engine.enhance(request())
+
+    assert (result.content_type, result.width, result.height) == ("image/png", 1536, 1024)
+    assert (result.cost, result.engine) == (USAGE_COST, "openai")
+    [call] = fake_openai.calls
+    assert call["authorization"] == "Bearer sk-test"
+    assert (call["model"], call["n"]) == ("gpt-image-1", "1")
+    assert (call["size"], call["quality"]) == ("1536x1024", "high")
+    assert (call["output_format"], call["output_compression"]) == ("jpeg", "92")
+    assert call["prompt"] == build_prompt(Style.DUSK, "warmer please")
+    assert "twilight" in call["prompt"]
+    assert call["prompt"].endswith("warmer please")
+
+
+async def test_free_tier_asks_for_a_low_quality_square(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
+    result = await engine.enhance(request(Tier.FREE, prompt=""))
+
+    assert (result.width, result.height) == (1024, 1024)
+    [call] = fake_openai.calls
+    assert (call["size"], call["quality"]) == ("1024x1024", "low")
+
+
+async def test_a_portrait_photo_gets_a_portrait_canvas(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
+    await engine.enhance(request(pixels=photos.house(300, 400)))
+
+    assert fake_openai.calls[0]["size"] == "1024x1536"
+
+
+async def test_the_upload_is_upright_and_has_no_exif(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
+    await engine.enhance(request())
+
+    with Image.open(io.BytesIO(fake_openai.calls[0]["image"])) as sent:
+        assert sent.size == (400, 300)
+        assert not sent.getexif()
+
+
+@pytest.mark.parametrize(("status", "code", "expected"), [
+    (429, "rate_limit_exceeded", TransientEngineError),
+    (500, "server_error", TransientEngineError),
+    (503, "server_error", TransientEngineError),
+    (400, "moderation_blocked", PermanentEngineError),
+    (401, "invalid_api_key", PermanentEngineError),
+    (429, "insufficient_quota", PermanentEngineError),
+])
+async def test_errors_are_mapped_and_never_retried_by_the_client(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI, status: int, code: str, expected: type[Exception]
+) -> None:
+    fake_openai.status, fake_openai.error_code = status, code
+
+    with pytest.raises(expected) as caught:
+        await engine.enhance(request())
+
+    assert str(status) in str(caught.value)
+    assert len(fake_openai.calls) == 1
+
+
+async def test_a_slow_answer_is_a_transient_timeout(fake_openai: FakeOpenAI) -> None:
+    fake_openai.delay = 2.0
+
+    async with OpenAIEngine("sk-test", fake_openai.base_url, timeout=0.3) as engine:
+        with pytest.raises(TransientEngineError) as caught:
+            await engine.enhance(request())
+
+    assert caught.value.code == "openai_timeout"
+    assert len(fake_openai.calls) == 1
+
+
+async def test_an_unreachable_server_is_transient() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async with OpenAIEngine("sk-test", f"http://127.0.0.1:{port}/v1", timeout=2.0) as engine:
+        with pytest.raises(TransientEngineError) as caught:
+            await engine.enhance(request())
+
+    assert caught.value.code == "openai_unavailable"
+
+
+async def test_a_broken_upload_fails_permanently_without_calling_openai(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI
+) -> None:
+    with pytest.raises(PermanentEngineError) as caught:
+        await engine.enhance(EnhanceRequest(b"not an image", "", Tier.FREE, Style.DEFAULT))
+
+    assert caught.value.code == "unsupported_format"
+    assert fake_openai.calls == []
+
+
+def _read(value: str | bytes | bytearray | web.FileField) -> str | bytes:
+    if not isinstance(value, web.FileField):
+        return value if isinstance(value, str) else bytes(value)
+    with value.file:
+        return value.file.read()
+
+
+def _png_b64(width: int, height: int) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 140, 200)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
