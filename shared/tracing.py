@@ -29,7 +29,7 @@ def trace_id_of(span: Span) -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def server_middleware(service: str) -> Any:
+def server_middleware() -> Any:
     """A SERVER span per request, continuing the caller's trace context when it sends one."""
 
     @web.middleware
@@ -39,15 +39,9 @@ def server_middleware(service: str) -> Any:
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
         with tracer.start_as_current_span(
             f"{request.method} {route}",
-            context=propagate.extract(dict(request.headers)),
+            context=propagate.extract(request.headers),
             kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": request.method,
-                "http.route": route,
-                "url.path": request.path,
-                "server.address": request.host,
-                "luster.service": service,
-            },
+            attributes={"http.request.method": request.method, "http.route": route},
         ) as span:
             response = await handler(request)
             span.set_attribute("http.response.status_code", response.status)

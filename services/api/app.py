@@ -15,7 +15,7 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 
 def create_app(settings: ApiSettings) -> web.Application:
     app = web.Application(
-        middlewares=[server_middleware("api"), middlewares.access_log, middlewares.errors],
+        middlewares=[server_middleware(), middlewares.access_log, middlewares.errors],
         client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     app[keys.SETTINGS] = settings
