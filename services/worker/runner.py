@@ -60,34 +60,44 @@ async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContex
         )
 
 
+def _watch(ctx: WorkerContext) -> asyncio.Task[None]:
+    queues = [ctx.broker.topology.work_queue(tier) for tier in Tier]
+    settings = ctx.settings
+    return asyncio.create_task(
+        watchdog.watch(
+            ctx.broker, queues, interval_s=settings.watchdog_interval, give_up_after=settings.broker_give_up_after
+        )
+    )
+
+
+async def _until_stopped_or_lost(stop: asyncio.Event, watching: asyncio.Task[None]) -> None:
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, watching], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+
+
 async def run(settings: WorkerSettings, stop: asyncio.Event) -> None:
-    """Work until `stop` is set; in-flight jobs get `shutdown_grace` seconds to finish."""
+    """Work until `stop` is set; in-flight jobs get `shutdown_grace` seconds to finish.
+
+    Raises DependencyUnavailable when the broker lost this worker's consumers for good, so that
+    `__main__` exits non-zero and the platform restarts the process.
+    """
     async with worker_context(settings) as ctx:
         consumers = TierConsumers(ctx)
         await consumers.start()
-        background = [
+        watching = _watch(ctx)
+        chores = [
             asyncio.create_task(heartbeat.beat(ctx)),
             asyncio.create_task(sweeper.sweep(ctx, settings.sweep_interval)),
         ]
-        watching = asyncio.create_task(
-            watchdog.watch(
-                ctx.broker,
-                [ctx.broker.topology.work_queue(tier) for tier in Tier],
-                interval_s=settings.watchdog_interval,
-                give_up_after=settings.broker_give_up_after,
-            )
-        )
-        background.append(watching)
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([stopping, watching], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
+        await _until_stopped_or_lost(stop, watching)
         log.info("worker.stopping")
         await consumers.stop(settings.shutdown_grace)
-        for task in background:
+        for task in [*chores, watching]:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await asyncio.gather(*chores, watching, return_exceptions=True)
         lost = watching.exception() if watching.done() and not watching.cancelled() else None
         if lost is not None:
-            raise lost  # the broker lost us for good: exit non-zero so the platform restarts us
+            raise lost
         await heartbeat.announce_stop(ctx)
         log.info("worker.stopped", processed=ctx.stats.processed, failed=ctx.stats.failed)
