@@ -6,6 +6,8 @@ Publishing and delivering each live in exactly one function here: `Broker.publis
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import ChannelInvalidStateError
 from opentelemetry import propagate
 
 from shared.errors import PoisonMessage
@@ -170,8 +173,15 @@ async def deliver(broker: Broker, message: AbstractIncomingMessage, handler: Han
     ) as span:
         outcome = await _decode_and_handle(broker, message, handler, queue)
         span.set_attribute("luster.outcome", outcome)
-    log.info(
-        "message.handled", queue=queue, outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 2)
+    # Heartbeats arrive every few seconds from every worker: worth a line only when debugging.
+    quiet = message.routing_key == "worker.heartbeat" and outcome == "acked"
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    log.log(
+        logging.DEBUG if quiet else logging.INFO,
+        "message.handled",
+        queue=queue,
+        outcome=outcome,
+        duration_ms=duration_ms,
     )
 
 
@@ -215,8 +225,10 @@ async def _dead_letter(broker: Broker, message: AbstractIncomingMessage, reason:
 
 
 async def _requeue(message: AbstractIncomingMessage) -> None:
-    if not message.channel.is_closed:
-        await message.nack(requeue=True)
+    # Once its channel is gone the broker requeues the message itself, and aio-pika raises on touching it.
+    with contextlib.suppress(ChannelInvalidStateError):
+        if not message.channel.is_closed:
+            await message.nack(requeue=True)
 
 
 def _str(value: Any) -> str | None:
@@ -227,7 +239,9 @@ async def consume(
     broker: Broker, channel: AbstractChannel, queue_name: str, handler: Handler
 ) -> tuple[AbstractQueue, str]:
     """Start consuming; the caller keeps the returned queue (strongly) and cancels with the tag."""
-    queue = await channel.get_queue(queue_name, ensure=False)
+    # Declared (passively), not get_queue(ensure=False): only a queue the robust channel has registered
+    # gets its consumer back after a reconnect.
+    queue = await channel.declare_queue(queue_name, passive=True)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         await deliver(broker, message, handler, queue_name)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from shared.tracing import tracer
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+TEMPORARY_SUFFIX = ".tmp"  # of a write in progress, named ".<key>.<random>.tmp" beside its target
 
 
 class LocalStorage:
@@ -42,11 +45,24 @@ class LocalStorage:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).exists)
 
+    def remove_abandoned(self, *, older_than_s: float) -> list[str]:
+        """Delete the temporary files of writes that never finished (their writer was killed mid-way),
+        once untouched for `older_than_s`; returns their names. A live write touches its file as it goes.
+        """
+        cutoff = time.time() - older_than_s
+        removed: list[str] = []
+        for path in self.root.glob(f".*{TEMPORARY_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):  # another sweeper, or the writer's own rename
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path.name)
+        return removed
+
     @staticmethod
     def _write_atomically(target: Path, data: bytes) -> None:
         # Write beside the target and rename over it: readers see the old file or the whole new
         # one, and a redo of the same job replaces its output instead of adding another.
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX)
         try:
             with os.fdopen(descriptor, "wb") as file:
                 file.write(data)

@@ -1,0 +1,100 @@
+"""The aggregator: job facts in, rolling statistics out; pure and memory-bounded, `now` always passed in."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from services.monitor.bounded import RecentMap, RecentSet
+from services.monitor.buckets import RollingBuckets
+from services.monitor.facts import Fact, Kind
+from services.monitor.latency import CumulativeHistogram, Metric
+from services.monitor.snapshot import StatsSnapshot, minute_point, moment, window_stats
+from services.monitor.statuses import StatusCounts
+from shared.domain import JobStatus, Tier
+
+WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "1h": 3600}
+FINE_WIDTH, FINE_COUNT = 10.0, 30  # the 1 min and 5 min windows, in 10 s steps
+COARSE_WIDTH, COARSE_COUNT = 60.0, 60  # the 1 h window and the charts, per minute
+ERROR_KINDS = frozenset({Kind.FAILED, Kind.RETRYING})
+
+
+class Aggregator:
+    """Counts, error codes and latency sketches over the last hour, plus totals since start.
+
+    Facts are keyed (kind, job, attempt), so a redelivered event, or one already replayed from
+    PostgreSQL at start-up, is counted once. Memory is bounded by the bucket spans and `memory`.
+    """
+
+    def __init__(self, *, memory: int = 50_000) -> None:
+        self.fine = RollingBuckets(FINE_WIDTH, FINE_COUNT)
+        self.coarse = RollingBuckets(COARSE_WIDTH, COARSE_COUNT)
+        self.statuses = StatusCounts()
+        # Since this process started, from live events only: Prometheus counters must not jump on restart.
+        self.totals: Counter[tuple[Kind, Tier]] = Counter()
+        self.histograms = {(metric, tier): CumulativeHistogram() for metric in Metric for tier in Tier}
+        self.duplicates = 0
+        self._seen: RecentSet[bytes] = RecentSet(memory)  # about 110 bytes each
+        self._starts: RecentMap[bytes, float] = RecentMap(memory // 5)  # jobs in flight
+
+    def record(self, fact: Fact, now: float, *, replayed: bool = False) -> bool:
+        """Count one fact; False when it was counted before."""
+        if not self._seen.add(fact.key):
+            self.duplicates += 1
+            return False
+        latencies = self._latencies(fact)
+        for buckets in (self.fine, self.coarse):
+            bucket = buckets.bucket(fact.at, now)
+            if bucket is None:
+                continue
+            bucket.counts[fact.kind, fact.tier] += 1
+            if fact.kind in ERROR_KINDS:
+                bucket.errors[fact.error_code or "unknown"] += 1
+            for metric, seconds in latencies:
+                bucket.observe(metric, fact.tier, seconds)
+        if not replayed:
+            self._count_live(fact, latencies)
+        return True
+
+    def _count_live(self, fact: Fact, latencies: list[tuple[Metric, float]]) -> None:
+        self.statuses.apply(fact)
+        self.totals[fact.kind, fact.tier] += 1
+        for metric, seconds in latencies:
+            self.histograms[metric, fact.tier].observe(max(seconds, 0.0))
+
+    def _latencies(self, fact: Fact) -> list[tuple[Metric, float]]:
+        if fact.kind is Kind.STARTED:
+            self._starts.set(fact.job_id.bytes, fact.at)
+            # Later attempts also waited out a retry delay, which is not queue wait.
+            if fact.attempt == 1 and fact.queued_at is not None:
+                return [(Metric.QUEUE_WAIT, fact.at - fact.queued_at)]
+            return []
+        started = self._starts.pop(fact.job_id.bytes)
+        if fact.kind not in (Kind.SUCCEEDED, Kind.FAILED):
+            return []
+        started = fact.started_at if fact.started_at is not None else started
+        processing = fact.at - started if started is not None else fact.processing_s
+        found = [] if processing is None else [(Metric.PROCESSING, processing)]
+        if fact.queued_at is not None:
+            found.append((Metric.END_TO_END, fact.at - fact.queued_at))
+        return found
+
+    def reconcile(self, counts: Mapping[tuple[JobStatus, Tier], int]) -> None:
+        """Replace the jobs-by-status counts with PostgreSQL's."""
+        self.statuses.replace(counts)
+
+    def snapshot(self, now: float) -> StatsSnapshot:
+        windows = {
+            name: window_stats(name, seconds, self._buckets_for(seconds).window(now, seconds))
+            for name, seconds in WINDOWS.items()
+        }
+        return StatsSnapshot(
+            at=moment(now),
+            jobs=self.statuses.by_status(),
+            jobs_by_tier=self.statuses.by_tier(),
+            windows=windows,
+            series=[minute_point(start, bucket) for start, bucket in self.coarse.slots(now)],
+        )
+
+    def _buckets_for(self, seconds: int) -> RollingBuckets:
+        return self.fine if seconds <= FINE_WIDTH * FINE_COUNT else self.coarse

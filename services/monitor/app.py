@@ -1,0 +1,39 @@
+"""The monitor application factory, shared by `__main__` and the tests."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.monitor import auth, keys, middlewares, resources
+from services.monitor.aggregator import Aggregator
+from services.monitor.alerts import AlertEngine
+from services.monitor.routes import setup_routes
+from services.monitor.rules import build_rules
+from services.monitor.settings import MonitorSettings
+from services.monitor.throttle import FailureThrottle
+from services.monitor.workers import WorkerRegistry
+from shared.tracing import server_middleware
+
+
+def create_app(settings: MonitorSettings) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            server_middleware(),
+            middlewares.access_log,
+            middlewares.security_headers,
+            middlewares.errors,
+            auth.admin_only,
+        ],
+        client_max_size=64 * 1024,  # the monitor takes no uploads; its largest body is a small form
+    )
+    app[keys.SETTINGS] = settings
+    # The pure state: no I/O to set up, so it exists before (and outlives) the resources below.
+    app[keys.AGGREGATOR] = Aggregator()
+    app[keys.WORKERS] = WorkerRegistry(settings.heartbeat_stale_factor)
+    app[keys.ALERTS] = AlertEngine(build_rules(settings), history_size=settings.alert_history_size)
+    app[keys.THROTTLE] = FailureThrottle(settings.auth_max_failures, settings.auth_lockout_seconds)
+    app.cleanup_ctx.extend(
+        [resources.http_client, resources.database, resources.broker, resources.events, resources.checks]
+    )
+    setup_routes(app)
+    return app

@@ -1,0 +1,113 @@
+"""/metrics: a Prometheus collector that reads the monitor's state at scrape time, on a registry of its own."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.monitor.aggregator import Aggregator
+from services.monitor.alerts import AlertEngine
+from services.monitor.checker import Checker
+from services.monitor.latency import Metric as Latency
+
+LATENCY_HELP = {
+    Latency.QUEUE_WAIT: "Time from queued to the first start of a job.",
+    Latency.PROCESSING: "Time from the start of an attempt to its end.",
+    Latency.END_TO_END: "Time from queued to succeeded or failed.",
+}
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus writes it: 5.0, 0.25, +Inf."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+class MonitorCollector(Collector):
+    def __init__(self, aggregator: Aggregator, checker: Checker, alerts: AlertEngine) -> None:
+        self.aggregator = aggregator
+        self.checker = checker
+        self.alerts = alerts
+
+    def collect(self) -> Iterator[Metric]:
+        yield from (self._jobs(), self._events(), *self._latencies(), *self._queues())
+        yield from (self._workers(), self._dependencies(), self._alerts(), self._budget())
+
+    def _jobs(self) -> Metric:
+        family = GaugeMetricFamily("luster_jobs", "Jobs by current status and tier.", labels=["status", "tier"])
+        for status, tier, count in self.aggregator.statuses.items():
+            family.add_metric([status.value, tier.value], count)
+        return family
+
+    def _events(self) -> Metric:
+        family = CounterMetricFamily(
+            "luster_job_events", "Job events seen since the monitor started.", labels=["event", "tier"]
+        )
+        for (kind, tier), count in sorted(self.aggregator.totals.items()):
+            family.add_metric([kind.value, tier.value], count)
+        return family
+
+    def _latencies(self) -> Iterator[Metric]:
+        for metric in Latency:
+            family = HistogramMetricFamily(f"luster_job_{metric.value}_seconds", LATENCY_HELP[metric], labels=["tier"])
+            for (kind, tier), histogram in self.aggregator.histograms.items():
+                if kind is metric:
+                    buckets = [(_le(bound), count) for bound, count in histogram.cumulative()]
+                    family.add_metric([tier.value], buckets, sum_value=histogram.sum)
+            yield family
+
+    def _queues(self) -> Iterator[Metric]:
+        messages = GaugeMetricFamily("luster_queue_messages", "Ready messages per queue.", labels=["queue", "kind"])
+        consumers = GaugeMetricFamily("luster_queue_consumers", "Consumers per queue.", labels=["queue", "kind"])
+        for stat in self.checker.latest.queues if self.checker.latest else []:
+            if stat.messages is not None and stat.consumers is not None:
+                messages.add_metric([stat.name, stat.kind], stat.messages)
+                consumers.add_metric([stat.name, stat.kind], stat.consumers)
+        yield from (messages, consumers)
+
+    def _workers(self) -> Metric:
+        observation = self.checker.observation
+        return GaugeMetricFamily(
+            "luster_workers_active",
+            "Workers heartbeating and consuming.",
+            value=observation.estimated_active if observation else 0,
+        )
+
+    def _dependencies(self) -> Metric:
+        family = GaugeMetricFamily(
+            "luster_dependency_up", "1 when the dependency answered the last check.", labels=["dependency"]
+        )
+        observation = self.checker.observation
+        for name, healthy in sorted(observation.dependencies.items()) if observation else []:
+            family.add_metric([name], 1 if healthy else 0)
+        return family
+
+    def _alerts(self) -> Metric:
+        family = GaugeMetricFamily("luster_alerts_firing", "Firing alerts per rule.", labels=["rule"])
+        firing = Counter(alert.rule for alert in self.alerts.active)
+        for rule in self.alerts.rules:
+            family.add_metric([rule.name], firing[rule.name])
+        return family
+
+    def _budget(self) -> Metric:
+        budget = self.checker.budget
+        return GaugeMetricFamily(
+            "luster_sentry_spans_month_estimate",
+            "Sentry spans a month at the current rate.",
+            value=budget.spans_per_month if budget else 0,
+        )
+
+
+def registry_for(collector: MonitorCollector) -> CollectorRegistry:
+    """A registry of the monitor's own: nothing else in the process (or a test's other apps) leaks in."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

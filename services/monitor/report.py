@@ -1,0 +1,119 @@
+"""The JSON the admin pages read, composed from the latest check and the live aggregates."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+from pydantic_core import to_jsonable_python
+
+from services.monitor import keys
+from services.monitor.health import Verdict, assess
+from services.monitor.queues import work_consumers, work_depth
+from services.monitor.snapshot import StatsSnapshot, moment
+
+HISTORY_ON_DASHBOARD = 20
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    """Dataclasses, datetimes and enums as JSON-ready values."""
+    jsonable: dict[str, Any] = to_jsonable_python(value)
+    return jsonable
+
+
+def verdict(app: web.Application, now: float) -> Verdict:
+    settings = app[keys.SETTINGS]
+    # A check takes at most a few seconds (its queries and probes time out); three missed ones mean stuck.
+    stale_after = 3 * settings.check_interval + 10
+    return assess(
+        app[keys.CHECKER].observation,
+        app[keys.ALERTS].active,
+        now=now,
+        stale_after=stale_after,
+        depth_threshold=settings.alert_queue_depth,
+    )
+
+
+def _services(app: web.Application) -> dict[str, str]:
+    """The guide's shape: {"database": "healthy", ...}."""
+    observation = app[keys.CHECKER].observation
+    dependencies = observation.dependencies if observation else {"database": False, "broker": False}
+    return {name: "healthy" if ok else "unhealthy" for name, ok in dependencies.items()}
+
+
+def public_health(app: web.Application, now: float) -> tuple[dict[str, Any], int]:
+    """Exactly the deployment guide's shape, plus the queue depth and when it was checked."""
+    judged, observation = verdict(app, now), app[keys.CHECKER].observation
+    body = {
+        "status": judged.status,
+        "services": _services(app),
+        "workers": {"estimated_active": observation.estimated_active if observation else 0},
+        "queue": {"depth": observation.queue_depth if observation else 0},
+        "checked_at": moment(observation.at) if observation else None,
+    }
+    return _json(body), judged.http_status
+
+
+def _workers(app: web.Application, now: float) -> dict[str, Any]:
+    check, observation = app[keys.CHECKER].latest, app[keys.CHECKER].observation
+    registry = app[keys.WORKERS]
+    return {
+        "estimated_active": observation.estimated_active if observation else 0,
+        "heartbeating": registry.active_count(now),
+        "broker_consumers": work_consumers(check.queues) if check else None,
+        "stale_after_intervals": registry.stale_factor,
+        "list": registry.views(now),
+    }
+
+
+def _queues(app: web.Application) -> dict[str, Any]:
+    check = app[keys.CHECKER].latest
+    stats = check.queues if check else []
+    return {"source": app[keys.QUEUES].source, "depth": work_depth(stats), "list": stats}
+
+
+def admin_health(app: web.Application, now: float) -> dict[str, Any]:
+    return _admin(app, now, app[keys.AGGREGATOR].snapshot(now))
+
+
+def _admin(app: web.Application, now: float, snapshot: StatsSnapshot) -> dict[str, Any]:
+    judged, settings = verdict(app, now), app[keys.SETTINGS]
+    observation = app[keys.CHECKER].observation
+    return _json(
+        {
+            "status": judged.status,
+            "reasons": judged.reasons,
+            "checked_at": moment(observation.at) if observation else None,
+            "version": settings.app_version,
+            "environment": settings.environment,
+            "services": _services(app),
+            "service_errors": check.errors if (check := app[keys.CHECKER].latest) else {},
+            "jobs": snapshot.jobs,
+            "jobs_by_tier": snapshot.jobs_by_tier,
+            "windows": snapshot.windows,
+            "workers": _workers(app, now),
+            "queues": _queues(app),
+            "alerts": {"active": app[keys.ALERTS].active},
+        }
+    )
+
+
+def overview(app: web.Application, now: float) -> dict[str, Any]:
+    """What the dashboard polls: the admin health plus chart series, alert history and the span budget."""
+    snapshot = app[keys.AGGREGATOR].snapshot(now)
+    body = _admin(app, now, snapshot)
+    body.update(
+        _json(
+            {
+                "series": snapshot.series,
+                "alert_history": app[keys.ALERTS].history[:HISTORY_ON_DASHBOARD],
+                "budget": app[keys.CHECKER].budget,
+            }
+        )
+    )
+    return body
+
+
+def now() -> float:
+    return time.time()

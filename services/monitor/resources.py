@@ -1,0 +1,128 @@
+"""The monitor's long-lived resources and background tasks, each owned by one cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from services.monitor import keys
+from services.monitor.checker import Checker
+from services.monitor.consumer import EventConsumer
+from services.monitor.deadletters import DeadLetterBox
+from services.monitor.history import rebuild
+from services.monitor.metrics import MonitorCollector, registry_for
+from services.monitor.queues import AmqpQueues, ManagementQueues, Queues
+from services.monitor.webhook import Webhook
+from shared.broker import Broker
+from shared.db import create_pool
+from shared.topology import Topology
+
+STOP_GRACE_S = 15.0
+
+
+async def http_client(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[keys.HTTP] = session
+        yield
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    app[keys.POOL] = await create_pool(
+        str(settings.database_url),
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        startup_timeout=settings.startup_timeout,
+    )
+    yield
+    await app[keys.POOL].close()
+
+
+async def broker(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    app[keys.BROKER] = await Broker.connect(
+        str(settings.amqp_url),
+        Topology(settings.broker_prefix),
+        name="luster-monitor",
+        startup_timeout=settings.startup_timeout,
+    )
+    yield
+    await app[keys.BROKER].close()
+
+
+async def events(app: web.Application) -> AsyncIterator[None]:
+    """Replay the last hour from PostgreSQL first, then take the live stream (duplicates count once)."""
+    await rebuild(app[keys.POOL], app[keys.AGGREGATOR])
+    consumer = EventConsumer(app[keys.BROKER], app[keys.AGGREGATOR], app[keys.WORKERS])
+    await consumer.start()
+    yield
+    await consumer.stop()
+
+
+def _queues(app: web.Application) -> Queues:
+    settings, connection = app[keys.SETTINGS], app[keys.BROKER].connection
+    amqp = AmqpQueues(connection, app[keys.BROKER].topology)
+    if settings.rabbitmq_management_url is None:
+        return Queues(amqp)
+    management = ManagementQueues(
+        app[keys.HTTP], str(settings.rabbitmq_management_url), str(settings.amqp_url), app[keys.BROKER].topology
+    )
+    return Queues(amqp, management)
+
+
+@contextlib.asynccontextmanager
+async def _background(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    task = asyncio.create_task(coroutine)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _webhook(app: web.Application) -> Webhook | None:
+    settings = app[keys.SETTINGS]
+    if settings.alert_webhook_url is None:
+        return None
+    app[keys.WEBHOOK] = Webhook(
+        app[keys.HTTP],
+        str(settings.alert_webhook_url),
+        environment=settings.environment,
+        timeout=settings.alert_webhook_timeout,
+    )
+    return app[keys.WEBHOOK]
+
+
+def _checker(app: web.Application, webhook: Webhook | None) -> Checker:
+    return Checker(
+        app[keys.SETTINGS],
+        pool=app[keys.POOL],
+        broker=app[keys.BROKER],
+        queues=app[keys.QUEUES],
+        aggregator=app[keys.AGGREGATOR],
+        workers=app[keys.WORKERS],
+        alerts=app[keys.ALERTS],
+        webhook=webhook,
+    )
+
+
+async def checks(app: web.Application) -> AsyncIterator[None]:
+    """The first check runs before the app serves, so /health never answers from nothing."""
+    app[keys.QUEUES] = _queues(app)
+    app[keys.DEAD_LETTERS] = DeadLetterBox(app[keys.BROKER], peek_limit=app[keys.SETTINGS].dead_letter_peek_limit)
+    webhook = _webhook(app)
+    checker = app[keys.CHECKER] = _checker(app, webhook)
+    app[keys.METRICS] = registry_for(MonitorCollector(app[keys.AGGREGATOR], checker, app[keys.ALERTS]))
+    await checker.check()
+    checking = asyncio.create_task(checker.run())
+    async with _background(webhook.run()) if webhook is not None else contextlib.nullcontext():
+        yield
+        checker.stop()
+        # A check's own waits are bounded (DEPENDENCY_TIMEOUT_S each); past that, cancel after all.
+        await asyncio.wait_for(checking, timeout=STOP_GRACE_S)

@@ -1,0 +1,33 @@
+"""Every monitor endpoint in one table. Everything under /admin, and /metrics, needs the admin login."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from services.monitor.views import alerts, dashboard, health, jobs, metrics, queues
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+DEAD_LETTERS = "/admin/queues/dead-letters"
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/health", health.public),
+    ("GET", "/admin", dashboard.index),
+    ("GET", "/admin/health", health.admin),
+    ("GET", "/admin/dashboard", dashboard.page),
+    ("GET", "/admin/static/{name}", dashboard.asset),
+    ("GET", "/admin/api/overview", dashboard.overview),
+    ("GET", "/admin/jobs", jobs.recent),
+    ("GET", "/admin/queues", queues.listing),
+    ("POST", f"{DEAD_LETTERS}/requeue", queues.requeue_all),
+    ("POST", f"{DEAD_LETTERS}/purge", queues.purge),
+    ("POST", f"{DEAD_LETTERS}/{{key}}/requeue", queues.requeue_one),
+    ("GET", "/admin/alerts", alerts.listing),
+    ("GET", "/metrics", metrics.scrape),
+)
+
+
+def setup_routes(app: web.Application) -> None:
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)

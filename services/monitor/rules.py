@@ -1,0 +1,171 @@
+"""Alert rules from the deployment guide: pure functions of one observation, thresholds from settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, Literal, Protocol
+
+from services.monitor.observation import Observation
+from services.monitor.settings import MonitorSettings
+
+Severity = Literal["warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule breached now; `key` names the instance (a rule may breach for several dependencies)."""
+
+    key: str
+    rule: str
+    severity: Severity
+    summary: str
+    value: float
+    threshold: float
+
+
+class Rule(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def checks(self) -> int:
+        """Consecutive breaching checks before the alert fires."""
+        ...
+
+    def evaluate(self, observation: Observation) -> list[Finding]: ...
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+@dataclass(frozen=True)
+class ErrorRate:
+    """Failed attempts (retried or given up) among the attempts that ended, over 5 minutes."""
+
+    threshold: float
+    min_samples: int
+    window: str = "5m"
+    checks: int = 1
+    name: str = "error_rate"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        stats = observation.stats.windows[self.window]
+        rate, attempts = stats.error_rate, stats.finished + stats.retried
+        if rate is None or attempts < self.min_samples or rate <= self.threshold:
+            return []
+        summary = (
+            f"error rate {_percent(rate)} over {self.window} ({stats.failed + stats.retried} of {attempts} "
+            f"attempts), above {_percent(self.threshold)}"
+        )
+        return [Finding(self.name, self.name, "warning", summary, rate, self.threshold)]
+
+
+@dataclass(frozen=True)
+class FailureRate:
+    """Jobs that ended failed among the jobs that ended."""
+
+    threshold: float
+    min_samples: int
+    window: str = "1h"
+    checks: int = 1
+    name: str = "failure_rate"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        stats = observation.stats.windows[self.window]
+        rate = stats.failure_rate
+        if rate is None or stats.finished < self.min_samples or rate <= self.threshold:
+            return []
+        summary = (
+            f"job failure rate {_percent(rate)} over {self.window} ({stats.failed} of {stats.finished} "
+            f"jobs), above {_percent(self.threshold)}"
+        )
+        return [Finding(self.name, self.name, "warning", summary, rate, self.threshold)]
+
+
+@dataclass(frozen=True)
+class LatencyP95:
+    """P95 of one latency (queue wait by default: how long the system takes to respond to a job)."""
+
+    metric: str
+    threshold_s: float
+    min_samples: int
+    window: str = "5m"
+    checks: int = 1
+    name: str = "latency_p95"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        summary_of = observation.stats.windows[self.window].latency[self.metric]["all"]
+        p95 = summary_of.p95
+        if p95 is None or summary_of.count < self.min_samples or p95 <= self.threshold_s:
+            return []
+        summary = f"P95 {self.metric.replace('_', ' ')} {p95:.2f} s over {self.window}, above {self.threshold_s:g} s"
+        return [Finding(self.name, self.name, "warning", summary, p95, self.threshold_s)]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    threshold: int
+    checks: int
+    name: str = "queue_depth"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        depth = observation.queue_depth
+        if depth <= self.threshold:
+            return []
+        summary = (
+            f"{depth} jobs waiting in the work queues, above {self.threshold}: "
+            "scale up the worker service (more replicas in the Railway dashboard)"
+        )
+        return [Finding(self.name, self.name, "warning", summary, depth, self.threshold)]
+
+
+@dataclass(frozen=True)
+class NoActiveWorker:
+    checks: int
+    name: str = "no_active_worker"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        if observation.jobs_waiting == 0 or observation.estimated_active > 0:
+            return []
+        summary = f"{observation.jobs_waiting} jobs queued and no active worker: check the worker service"
+        return [Finding(self.name, self.name, "critical", summary, observation.jobs_waiting, 0)]
+
+
+@dataclass(frozen=True)
+class DependencyDown:
+    checks: int
+    name: str = "dependency_down"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        return [
+            Finding(
+                f"{self.name}:{dependency}",
+                self.name,
+                "critical",
+                f"{dependency} unhealthy on {self.checks} checks in a row",
+                0,
+                1,
+            )
+            for dependency, healthy in sorted(observation.dependencies.items())
+            if not healthy
+        ]
+
+
+def build_rules(settings: MonitorSettings) -> list[Rule]:
+    in_a_row = settings.alert_consecutive_checks
+    return [
+        ErrorRate(settings.alert_error_rate, settings.alert_min_samples),
+        LatencyP95(settings.alert_latency_metric, settings.alert_latency_p95_seconds, settings.alert_min_samples),
+        FailureRate(settings.alert_failure_rate, settings.alert_min_samples, window=settings.alert_failure_window),
+        QueueDepth(settings.alert_queue_depth, in_a_row),
+        NoActiveWorker(in_a_row),
+        DependencyDown(in_a_row),
+    ]
+
+
+def describe(rule: Rule) -> dict[str, Any]:
+    """A rule's name and thresholds, for the alerts page."""
+    if is_dataclass(rule) and not isinstance(rule, type):
+        return asdict(rule)
+    return {"name": rule.name, "checks": rule.checks}

@@ -1,0 +1,44 @@
+"""Throttling failed logins per client: a few tries, then a wait, so passwords cannot be guessed at speed."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class FailureThrottle:
+    """At most `max_failures` failed attempts per client within `window_s`; `now` is passed in."""
+
+    def __init__(self, max_failures: int, window_s: float, *, capacity: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.capacity = capacity
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, client: str, now: float) -> float | None:
+        """Seconds the client must wait before trying again; None when it may try now."""
+        failures = self._recent(client, now)
+        if len(failures) < self.max_failures:
+            return None
+        return max(failures[0] + self.window_s - now, 0.0) or None
+
+    def failed(self, client: str, now: float) -> None:
+        self._recent(client, now)  # drops the expired ones
+        self._failures.setdefault(client, deque(maxlen=self.max_failures)).append(now)
+        if len(self._failures) > self.capacity:
+            self._forget_oldest(now)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def _forget_oldest(self, now: float) -> None:
+        for client in [c for c, f in self._failures.items() if not f or f[-1] <= now - self.window_s]:
+            del self._failures[client]
+        while len(self._failures) > self.capacity:
+            oldest = min(self._failures, key=lambda c: self._failures[c][-1])
+            del self._failures[oldest]

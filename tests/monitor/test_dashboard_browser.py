@@ -1,0 +1,97 @@
+"""The dashboard in a real headless Chromium: it renders, agrees with the JSON, draws charts, and updates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.monitor.conftest import PASSWORD, Client, JobRunner, MonitorFactory, admin_json
+from tests.monitor.seed import seed_hour
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Set to a path (docs/dashboard.png) to keep the screenshot the test takes.
+SCREENSHOT_ENV = "LUSTER_DASHBOARD_SCREENSHOT"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240  # one stat, before the browser starts
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        await browser.close()
+
+
+async def field(page: Page, name: str) -> str:
+    return (await page.locator(f'[data-field="{name}"]').first.inner_text()).strip()
+
+
+async def test_dashboard_renders_agrees_with_the_json_and_updates(
+    pool: asyncpg.Pool,
+    monitor_factory: MonitorFactory,
+    worker: Any,
+    run_job: JobRunner,
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    await seed_hour(pool)
+    monitor: Client = await monitor_factory()
+    await worker()
+    context = await browser.new_context(
+        http_credentials={"username": "admin", "password": PASSWORD}, viewport={"width": 1440, "height": 900}
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    await page.goto(str(monitor.make_url("/admin/dashboard")))
+    # Locators, not wait_for_function: the page's CSP forbids the eval that one needs.
+    await page.wait_for_selector("body[data-renders]")
+    await page.wait_for_selector('#health[data-status="healthy"]')
+
+    expected = await admin_json(monitor, "/admin/api/overview")
+    for status in ("queued", "processing", "succeeded", "failed", "canceled"):
+        assert await field(page, f"jobs.{status}") == str(expected["jobs"][status]), status
+    assert await field(page, "jobs.succeeded") == "54"
+    assert await field(page, "windows.1h.success_rate") == f"{expected['windows']['1h']['success_rate'] * 100:.1f}%"
+    assert await field(page, "workers.estimated_active") == "1"
+    assert await field(page, "queues.depth") == str(expected["queues"]["depth"])
+    assert await page.locator("#health").get_attribute("class") == "health healthy"
+    assert await page.locator("#throughput-chart rect.bar").count() >= 50  # a bar per minute with jobs
+    assert await page.locator("#latency-chart path.line").count() == 2
+    assert await page.locator("#workers-table tbody tr").count() == 1
+    assert "engine_timeout × 6" in await page.locator("#errors").inner_text()
+    assert await page.locator("#queues-table tbody tr").count() == 12
+
+    await run_job(tier="premium")
+    await expect(page.locator('[data-field="jobs.succeeded"]').first).to_have_text("55", timeout=15_000)
+    shot = tmp_path / "dashboard.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    if target := os.environ.get(SCREENSHOT_ENV):
+        shutil.copyfile(shot, target)
+
+    await page.click('a[data-tab="queues"]')
+    await page.wait_for_selector("#dead-table tbody tr")
+    assert "empty" in await page.locator("#dead-table").inner_text()
+    await page.click('a[data-tab="jobs"]')
+    await expect(page.locator("#jobs-table tbody tr")).to_have_count(25)
+    assert errors == []
+    await context.close()
