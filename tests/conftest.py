@@ -12,7 +12,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from shared.db import split_database
+from shared.db import create_pool, split_database
 from shared.migrate import migrate
 from shared.topology import Topology
 
@@ -42,7 +42,7 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    pool = await create_pool(database_url, min_size=1, max_size=4)  # the services' own: jsonb as Python objects
     await pool.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
     yield pool
     await pool.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,7 +86,7 @@ async def _job(connection: Connection, asset_id: uuid.UUID, job: SeededJob) -> N
     await connection.executemany(
         """INSERT INTO job_events (job_id, type, from_status, to_status, details, created_at)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        [(job.id, kind, source, target, json.dumps(details), at) for kind, source, target, details, at in events],
+        [(job.id, kind, source, target, details, at) for kind, source, target, details, at in events],
     )
 
 
