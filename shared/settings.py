@@ -41,6 +41,13 @@ class BaseServiceSettings(BaseSettings):
     startup_timeout: float = Field(default=60.0, gt=0, le=3600)
 
 
+class HttpServiceSettings(BaseServiceSettings):
+    """A service that serves HTTP: the api (port 8000) and the monitor (8001) set their own default port."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 

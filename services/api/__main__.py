@@ -1,32 +1,14 @@
-"""`python -m services.api`: load settings, set up telemetry and serve until SIGTERM."""
+"""`python -m services.api`: serve the ingest API until SIGTERM."""
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from shared.logs import configure_logging
-from shared.settings import load_settings
-from shared.telemetry import setup_telemetry
+from shared.edge import serve
 
 
 def main() -> None:
-    settings = load_settings(ApiSettings)
-    configure_logging("api", settings.log_level)
-    telemetry = setup_telemetry("api", settings)
-    try:
-        # run_app handles SIGINT and SIGTERM: it stops accepting, drains, then runs the cleanup contexts.
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            shutdown_timeout=15,
-            print=None,
-        )
-    finally:
-        telemetry.shutdown()
+    serve("api", ApiSettings, create_app)
 
 
 if __name__ == "__main__":

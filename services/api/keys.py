@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncpg
 from aiohttp import web
 
 from services.api.settings import ApiSettings
-from shared.broker import Broker
+from shared import edge
 from shared.storage import LocalStorage
 
 SETTINGS = web.AppKey("settings", ApiSettings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-BROKER = web.AppKey("broker", Broker)
+POOL = edge.POOL
+BROKER = edge.BROKER
 UPLOADS = web.AppKey("uploads", LocalStorage)
 OUTPUTS = web.AppKey("outputs", LocalStorage)

@@ -12,6 +12,7 @@ from services.monitor.rules import build_rules
 from services.monitor.settings import MonitorSettings
 from services.monitor.throttle import FailureThrottle
 from services.monitor.workers import WorkerRegistry
+from shared import edge
 from shared.tracing import server_middleware
 
 
@@ -19,9 +20,9 @@ def create_app(settings: MonitorSettings) -> web.Application:
     app = web.Application(
         middlewares=[
             server_middleware(),
-            middlewares.access_log,
+            edge.access_log,
             middlewares.security_headers,
-            middlewares.errors,
+            edge.errors,
             auth.admin_only,
         ],
         client_max_size=64 * 1024,  # the monitor takes no uploads; its largest body is a small form
@@ -33,7 +34,13 @@ def create_app(settings: MonitorSettings) -> web.Application:
     app[keys.ALERTS] = AlertEngine(build_rules(settings), history_size=settings.alert_history_size)
     app[keys.THROTTLE] = FailureThrottle(settings.auth_max_failures, settings.auth_lockout_seconds)
     app.cleanup_ctx.extend(
-        [resources.http_client, resources.database, resources.broker, resources.events, resources.checks]
+        [
+            resources.http_client,
+            edge.database(settings),
+            edge.broker(settings, name="luster-monitor"),
+            resources.events,
+            resources.checks,
+        ]
     )
     setup_routes(app)
     return app

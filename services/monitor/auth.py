@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.monitor import csrf, keys
-from services.monitor.middlewares import error_response
 from services.monitor.settings import MonitorSettings
+from shared.edge import error_response
 
 PROTECTED = re.compile(r"^/(admin(/.*)?|metrics)$")
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="luster-admin", charset="UTF-8"'}

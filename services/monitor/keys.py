@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -16,7 +15,7 @@ from services.monitor.settings import MonitorSettings
 from services.monitor.throttle import FailureThrottle
 from services.monitor.webhook import Webhook
 from services.monitor.workers import WorkerRegistry
-from shared.broker import Broker
+from shared import edge
 
 SETTINGS = web.AppKey("settings", MonitorSettings)
 AGGREGATOR = web.AppKey("aggregator", Aggregator)
@@ -25,8 +24,8 @@ ALERTS = web.AppKey("alerts", AlertEngine)
 THROTTLE = web.AppKey("throttle", FailureThrottle)
 
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-POOL = web.AppKey("pool", asyncpg.Pool)
-BROKER = web.AppKey("broker", Broker)
+POOL = edge.POOL
+BROKER = edge.BROKER
 QUEUES = web.AppKey("queues", Queues)
 DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterBox)
 CHECKER = web.AppKey("checker", Checker)

@@ -18,9 +18,6 @@ from services.monitor.history import rebuild
 from services.monitor.metrics import MonitorCollector, registry_for
 from services.monitor.queues import AmqpQueues, ManagementQueues, Queues
 from services.monitor.webhook import Webhook
-from shared.broker import Broker
-from shared.db import create_pool
-from shared.topology import Topology
 
 STOP_GRACE_S = 15.0
 
@@ -29,30 +26,6 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as session:
         app[keys.HTTP] = session
         yield
-
-
-async def database(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    app[keys.POOL] = await create_pool(
-        str(settings.database_url),
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        startup_timeout=settings.startup_timeout,
-    )
-    yield
-    await app[keys.POOL].close()
-
-
-async def broker(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    app[keys.BROKER] = await Broker.connect(
-        str(settings.amqp_url),
-        Topology(settings.broker_prefix),
-        name="luster-monitor",
-        startup_timeout=settings.startup_timeout,
-    )
-    yield
-    await app[keys.BROKER].close()
 
 
 async def events(app: web.Application) -> AsyncIterator[None]:

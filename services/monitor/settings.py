@@ -6,14 +6,13 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from shared.settings import BaseServiceSettings
+from shared.settings import HttpServiceSettings
 
 Window = Literal["1m", "5m", "1h"]
 LatencyMetric = Literal["queue_wait", "processing", "end_to_end"]
 
 
-class MonitorSettings(BaseServiceSettings):
-    host: str = "0.0.0.0"
+class MonitorSettings(HttpServiceSettings):
     port: int = Field(default=8001, ge=1, le=65535)
 
     # Without a password the admin routes answer 503: never an open dashboard by accident.

@@ -30,7 +30,9 @@ class TierConsumers:
             channel = await self.ctx.broker.connection.channel()
             await channel.set_qos(prefetch_count=self.ctx.settings.concurrency)
             name = self.ctx.broker.topology.work_queue(tier)
-            queue = await channel.get_queue(name, ensure=False)
+            # Declared (passively), not get_queue(ensure=False): only a queue the robust channel has
+            # registered gets its consumer back after a reconnect.
+            queue = await channel.declare_queue(name, passive=True)
             tag = await queue.consume(self._callback(tier, name))
             # Strong references: a robust connection only restores what is still alive.
             self._consumers.append((channel, queue, tag))

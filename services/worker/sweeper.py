@@ -1,10 +1,13 @@
-"""The stuck-job sweeper: no job stays `processing` after its worker is gone.
+"""The stuck-job sweeper: no job stays `processing` after its worker is gone, no half-written output stays.
 
 A job is stuck when it is `processing` and its worker has stopped, has not written its liveness row
 for `liveness` seconds (three heartbeats), or has held it past `job_timeout` plus a grace (the
 worker's own timeout should have fired, so its event loop is wedged). A stuck job with attempts left
 is re-queued through the retry delay queues; one without is failed with `worker_lost`. Every
 worker sweeps; the conditional UPDATE (status and owner) lets exactly one of them act on each job.
+
+A worker killed while writing an output leaves the write's temporary file behind (the redo writes
+under a new name); one untouched for as long as a stuck job is given is removed.
 """
 
 from __future__ import annotations
@@ -42,7 +45,16 @@ async def sweep_once(ctx: WorkerContext) -> int:
             moved = await transitions.fail(ctx, job, code=STUCK_CODE, message=message, owner=owner)
         if moved is not None:
             log.warning("job.swept", job_id=str(job.id), lost_worker=job.worker_id, status=moved.status.value)
+    await _sweep_abandoned_writes(ctx)
     return len(stuck)
+
+
+async def _sweep_abandoned_writes(ctx: WorkerContext) -> None:
+    """A worker killed while writing an output leaves its temporary file; the redo writes another."""
+    older_than = ctx.settings.job_timeout + liveness_window(ctx)
+    removed = await asyncio.to_thread(ctx.outputs.remove_abandoned, older_than_s=older_than)
+    if removed:
+        log.warning("outputs.abandoned_removed", files=removed)
 
 
 async def sweep(ctx: WorkerContext, interval_s: float) -> None:

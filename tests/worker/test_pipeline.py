@@ -213,7 +213,7 @@ async def test_the_same_job_queued_delivered_twice_gives_one_output(
         bytes(queued["body"]),
         routing_key=queued["routing_key"],
         message_id=queued["message_id"],
-        headers=json.loads(queued["headers"]),
+        headers=queued["headers"],
     )
     work_queue = topology.work_queue(Tier.PREMIUM)
     assert (await queue_counts(amqp, work_queue))[0] == 2
