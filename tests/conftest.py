@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import aio_pika
 import asyncpg
@@ -14,12 +15,14 @@ import pytest
 
 from shared.db import create_pool, split_database
 from shared.migrate import migrate
+from shared.settings import BaseServiceSettings
 from shared.topology import Topology
 
 # A database of this run's own, so two test runs on one machine cannot drop each other's tables.
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/luster_test_{os.getpid()}")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TABLES = ("outbox", "job_events", "jobs", "assets")
+TABLES = ("outbox", "job_events", "jobs", "assets", "workers")
+SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
 
 async def _drop_database(dsn: str) -> None:
@@ -73,6 +76,34 @@ def storage_dirs(tmp_path: Path) -> tuple[Path, Path]:
     uploads.mkdir()
     outputs.mkdir()
     return uploads, outputs
+
+
+class SettingsFactory(Protocol):
+    def __call__(self, cls: type[SettingsT], **overrides: Any) -> SettingsT: ...
+
+
+@pytest.fixture
+def settings_for(
+    database_url: str, amqp_url: str, topology: Topology, storage_dirs: tuple[Path, Path]
+) -> SettingsFactory:
+    """Settings of any service for this test: its database, broker namespace and storage; quiet logs."""
+    uploads, outputs = storage_dirs
+
+    def make(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+        defaults: dict[str, Any] = {
+            "database_url": database_url,
+            "amqp_url": amqp_url,
+            "broker_prefix": topology.prefix,
+            "uploads_dir": uploads,
+            "outputs_dir": outputs,
+            "environment": "test",
+            "log_level": "WARNING",
+            "startup_timeout": 10,
+            "db_pool_max": 4,
+        }
+        return cls(**{**defaults, **overrides})
+
+    return make
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from services.worker.settings import WorkerSettings
 from shared.domain import Tier
 from shared.events import Event, decode
 from shared.topology import Topology
+from tests.conftest import SettingsFactory
 from tests.worker.photos import encode, house
 
 Client = TestClient[web.Request, web.Application]
@@ -93,21 +94,9 @@ def photo() -> bytes:
 
 
 @pytest.fixture
-def api_settings(
-    pool: asyncpg.Pool, database_url: str, amqp_url: str, topology: Topology, storage_dirs: tuple[Path, Path]
-) -> ApiSettings:
+def api_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> ApiSettings:
     """Settings of this test's own: fresh tables (through `pool`), broker prefix and storage."""
-    uploads, outputs = storage_dirs
-    return ApiSettings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        broker_prefix=topology.prefix,
-        uploads_dir=uploads,
-        outputs_dir=outputs,
-        environment="test",
-        log_level="WARNING",
-        startup_timeout=10,
-    )
+    return settings_for(ApiSettings)
 
 
 @pytest.fixture
@@ -187,23 +176,9 @@ def wait_for_job(api: Client) -> JobWaiter:
 
 
 @pytest.fixture
-def worker_settings(
-    database_url: str, amqp_url: str, topology: Topology, storage_dirs: tuple[Path, Path]
-) -> WorkerSettings:
-    uploads, outputs = storage_dirs
-    return WorkerSettings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        broker_prefix=topology.prefix,
-        uploads_dir=uploads,
-        outputs_dir=outputs,
-        environment="test",
-        log_level="WARNING",
-        startup_timeout=10,
-        worker_id=f"test-worker-{uuid.uuid4().hex[:6]}",
-        heartbeat_interval=0.2,
-        shutdown_grace=20,
-        db_pool_max=4,
+def worker_settings(settings_for: SettingsFactory) -> WorkerSettings:
+    return settings_for(
+        WorkerSettings, worker_id=f"test-worker-{uuid.uuid4().hex[:6]}", heartbeat_interval=0.2, shutdown_grace=20
     )
 
 

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import aio_pika
@@ -29,6 +28,7 @@ from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 from shared.domain import Tier
 from shared.topology import Topology
+from tests.conftest import SettingsFactory
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"
@@ -70,20 +70,9 @@ def photo() -> bytes:
 
 
 @pytest.fixture
-def monitor_settings(pool: asyncpg.Pool, database_url: str, amqp_url: str, topology: Topology) -> MonitorSettings:
+def monitor_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> MonitorSettings:
     """This test's own tables (truncated through `pool`) and broker namespace; checks every 0.2 s."""
-    return MonitorSettings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        broker_prefix=topology.prefix,
-        environment="test",
-        log_level="WARNING",
-        startup_timeout=10,
-        admin_password=PASSWORD,
-        check_interval=0.2,
-        dashboard_refresh_seconds=0.5,
-        db_pool_max=4,
-    )
+    return settings_for(MonitorSettings, admin_password=PASSWORD, check_interval=0.2, dashboard_refresh_seconds=0.5)
 
 
 @pytest.fixture
@@ -102,27 +91,8 @@ async def monitor(monitor_factory: MonitorFactory) -> Client:
 
 
 @pytest.fixture
-async def api(
-    pool: asyncpg.Pool,
-    database_url: str,
-    amqp_url: str,
-    topology: Topology,
-    storage_dirs: tuple[Path, Path],
-    aiohttp_client: AiohttpClient,
-) -> Client:
-    uploads, outputs = storage_dirs
-    settings = ApiSettings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        broker_prefix=topology.prefix,
-        uploads_dir=uploads,
-        outputs_dir=outputs,
-        environment="test",
-        log_level="WARNING",
-        startup_timeout=10,
-        db_pool_max=4,
-    )
-    return await aiohttp_client(create_api(settings))
+async def api(pool: asyncpg.Pool, settings_for: SettingsFactory, aiohttp_client: AiohttpClient) -> Client:
+    return await aiohttp_client(create_api(settings_for(ApiSettings)))
 
 
 @pytest.fixture
@@ -158,32 +128,22 @@ class RunningWorker:
 
 @pytest.fixture
 async def worker(
-    database_url: str,
-    amqp_url: str,
-    topology: Topology,
-    storage_dirs: tuple[Path, Path],
-    amqp: AbstractRobustConnection,
+    settings_for: SettingsFactory, topology: Topology, amqp: AbstractRobustConnection
 ) -> AsyncIterator[Callable[..., Awaitable[RunningWorker]]]:
     """Start `services.worker.runner.run` in-process; each one started is stopped at teardown."""
-    uploads, outputs = storage_dirs
     running: list[RunningWorker] = []
 
     async def start(**overrides: Any) -> RunningWorker:
-        settings = WorkerSettings(
-            database_url=database_url,
-            amqp_url=amqp_url,
-            broker_prefix=topology.prefix,
-            uploads_dir=uploads,
-            outputs_dir=outputs,
-            environment="test",
-            log_level="WARNING",
-            startup_timeout=10,
-            worker_id=f"test-worker-{uuid.uuid4().hex[:6]}",
-            heartbeat_interval=0.2,
-            shutdown_grace=10,
-            concurrency=1,
-            db_pool_max=3,
-            **overrides,
+        settings = settings_for(
+            WorkerSettings,
+            **{
+                "worker_id": f"test-worker-{uuid.uuid4().hex[:6]}",
+                "heartbeat_interval": 0.2,
+                "shutdown_grace": 10,
+                "concurrency": 1,
+                "db_pool_max": 3,
+                **overrides,
+            },
         )
         stop = asyncio.Event()
         started = RunningWorker(settings, stop, asyncio.create_task(run(settings, stop)))
