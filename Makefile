@@ -46,6 +46,11 @@ typecheck: venv
 bench: venv services migrate
 	$(PY) -m bench
 
+## The fault-injection suite at full size (200 jobs per scenario, 2,000 for the backlog); its table also goes into docs/reliability.md.
+chaos: venv services
+	@status=0; CHAOS_JOBS=200 CHAOS_BACKLOG_JOBS=2000 $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider || status=$$?; \
+	CHAOS_JOBS=200 $(PY) -m tests.chaos.report --update-docs --quiet; exit $$status
+
 lock: venv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^luster' > requirements.lock
 

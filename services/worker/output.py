@@ -33,6 +33,12 @@ def output_key(job: Job, content_type: str) -> str:
     return f"{job.id}.{EXTENSIONS.get(content_type, 'bin')}"
 
 
+async def discard(ctx: WorkerContext, job: Job) -> None:
+    """Remove what an interrupted attempt stored for a job that has now failed: it can never be served."""
+    for content_type in EXTENSIONS:
+        await asyncio.to_thread(ctx.outputs.path(output_key(job, content_type)).unlink, missing_ok=True)
+
+
 async def _original(ctx: WorkerContext, job: Job) -> bytes:
     asset = await get_asset(ctx.pool, job.asset_id)
     if asset is None:

@@ -6,6 +6,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 
+from services.worker import output
 from services.worker.context import WorkerContext
 from services.worker.output import Produced
 from shared import jobs, outbox
@@ -89,7 +90,11 @@ async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: 
         )
         return [_announce(ctx, done, payload)]
 
-    return await _commit(ctx, lambda c: jobs.fail(c, job.id, code=code, message=message, worker_id=holder), failed)
+    done = await _commit(ctx, lambda c: jobs.fail(c, job.id, code=code, message=message, worker_id=holder), failed)
+    if done is not None:
+        # An earlier attempt may have stored the output before its worker was lost.
+        await output.discard(ctx, done)
+    return done
 
 
 def backoff_ms(level: int, *, scale: float = 1.0) -> int:

@@ -1,0 +1,83 @@
+"""Fixtures of the fault-injection suite: one `Chaos` harness per scenario, servers always left running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import asyncpg
+import pytest
+
+from shared.topology import Topology
+from tests.chaos import report, servers
+from tests.chaos.environment import chaos_env
+from tests.chaos.harness import Chaos
+from tests.chaos.size import SIZE
+from tests.conftest import AMQP_URL, DATABASE_URL
+from tests.worker.photos import encode, house
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every scenario is parametrised by its job count (CHAOS_JOBS; CHAOS_BACKLOG_JOBS for the backlog)."""
+    if "jobs" in metafunc.fixturenames:
+        metafunc.parametrize("jobs", [SIZE.jobs], ids=lambda n: f"{n}-jobs")
+    if "backlog_jobs" in metafunc.fixturenames:
+        metafunc.parametrize("backlog_jobs", [SIZE.backlog], ids=lambda n: f"{n}-jobs")
+
+
+RAN: list[bool] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def servers_left_running() -> Iterator[None]:
+    """Whatever happened, both servers answer when the suite ends (and the results file starts empty)."""
+    report.reset()
+    RAN.append(True)
+    asyncio.run(servers.ensure_running(AMQP_URL, DATABASE_URL))
+    yield
+    asyncio.run(servers.ensure_running(AMQP_URL, DATABASE_URL))
+
+
+@pytest.fixture
+def exclusive() -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
+    """Take the chaos lock (waiting for other pytest runs) before stopping a shared server."""
+    return functools.partial(servers.exclusive, AMQP_URL, DATABASE_URL)
+
+
+@pytest.fixture
+async def chaos(
+    request: pytest.FixtureRequest,
+    service_env: dict[str, str],  # the base; chaos_env adds the chaos settings
+    pool: asyncpg.Pool,
+    topology: Topology,
+) -> AsyncIterator[Chaos]:
+    await pool.execute("TRUNCATE workers")
+    doc = (request.function.__doc__ or request.node.name).strip()
+    log_dir = report.RUNS / f"{time.strftime('%Y%m%d-%H%M%S')}-{request.node.name}"
+    log_dir.mkdir(parents=True)
+    harness = Chaos(
+        doc.splitlines()[0].rstrip("."),
+        size=SIZE,
+        env=chaos_env(service_env, SIZE),
+        log_dir=log_dir,
+        pool=pool,
+        topology=topology,
+        amqp_url=AMQP_URL,
+        photo=encode(house(320, 240)),
+    )
+    try:
+        yield harness
+    finally:
+        await harness.close()
+        harness.record_unfinished("the scenario stopped before its verdict (see the test's error)")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    results = report.load() if RAN else []
+    if results:
+        terminalreporter.section("chaos results")
+        terminalreporter.write_line(report.heading(results))
+        terminalreporter.write_line(report.table(results))
