@@ -9,6 +9,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from services.worker.context import WorkerContext
 from services.worker.process import handle_job
+from services.worker.renewal import renew_if_worn
 from services.worker.scheduler import SchedulerClosed
 from shared.broker import Delivery, deliver
 from shared.db import DATABASE_DOWN_ERRORS, wait_until_up
@@ -55,6 +56,8 @@ class TierConsumers:
 
     async def _run(self, tier: Tier, queue_name: str, message: AbstractIncomingMessage) -> None:
         ctx = self.ctx
+        if await renew_if_worn(ctx, message, queue_name):
+            return
         try:
             await ctx.scheduler.acquire(tier)
         except SchedulerClosed:
