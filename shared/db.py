@@ -20,16 +20,6 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 # Anything a single statement can run on, including the pool itself.
 Queryable: TypeAlias = "Connection | asyncpg.Pool[asyncpg.Record]"
 
-# What a dependency that is restarting or unreachable looks like from asyncpg.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    TimeoutError,
-)
-
-
 class LusterConnection(asyncpg.Connection):
     """Released to the pool without a reset query.
 
@@ -51,6 +41,10 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     TimeoutError,
 )
+
+
+# At start-up any socket error means "not up yet" (a name that does not resolve yet, a refused port).
+STARTING_ERRORS: tuple[type[BaseException], ...] = (OSError, *DATABASE_DOWN_ERRORS)
 
 
 async def wait_until_up(pool: asyncpg.Pool, *, give_up_after: float) -> bool:
@@ -87,7 +81,7 @@ async def create_pool(
         )
 
     return await retry_until_ready(
-        attempt, what="postgresql", give_up_after=startup_timeout, retry_on=UNAVAILABLE_ERRORS
+        attempt, what="postgresql", give_up_after=startup_timeout, retry_on=STARTING_ERRORS
     )
 
 

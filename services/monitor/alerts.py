@@ -16,13 +16,9 @@ State = Literal["firing", "resolved"]
 
 
 @dataclass(frozen=True)
-class Alert:
-    key: str
-    rule: str
-    severity: Severity
-    summary: str
-    value: float
-    threshold: float
+class Alert(Finding):
+    """A finding that is firing, and since when."""
+
     since: datetime
 
 
@@ -64,9 +60,7 @@ class AlertEngine:
             return None
         if self._streaks[finding.key] < rule.checks:
             return None
-        alert = Alert(
-            finding.key, finding.rule, finding.severity, finding.summary, finding.value, finding.threshold, moment(now)
-        )
+        alert = Alert(**vars(finding), since=moment(now))
         self._active[finding.key] = alert
         return Transition(alert.key, alert.rule, alert.severity, "firing", alert.summary, alert.since, alert.since)
 
