@@ -28,7 +28,10 @@ async def _wait_for_trace(receiver: OtlpReceiver, trace_id: str, deadline_s: flo
             for s in spans
             if s.service == "luster-monitor"
         }
-        if {s.service for s in spans} >= SERVICES and "job.succeeded" in consumed:
+        # A parent span ends (and is exported) after its children: wait for the last exports too.
+        ids = {s.span_id for s in spans}
+        complete = all(not s.parent_span_id or s.parent_span_id in ids for s in spans)
+        if {s.service for s in spans} >= SERVICES and "job.succeeded" in consumed and complete:
             return spans
         await asyncio.sleep(0.3)
     found = sorted((s.service, s.name) for s in receiver.in_trace(trace_id))
