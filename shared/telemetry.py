@@ -48,7 +48,7 @@ def _resource(service: str, settings: BaseServiceSettings) -> Resource:
 
 
 def _exporter(settings: BaseServiceSettings) -> SpanExporter | None:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from shared.otlp import OTLPSpanExporter
 
     if settings.otlp_endpoint:
         endpoint = settings.otlp_endpoint.rstrip("/")
@@ -68,15 +68,24 @@ def _instrument(provider: TracerProvider) -> None:
     AioHttpClientInstrumentor().instrument(tracer_provider=provider)
 
 
-def setup_telemetry(
-    service: str, settings: BaseServiceSettings, *, sentry_tags: Mapping[str, str] | None = None
-) -> Telemetry:
-    """Always trace (log lines and jobs carry trace ids); export only where an endpoint is configured."""
+def tracer_provider(service: str, settings: BaseServiceSettings) -> tuple[TracerProvider, bool]:
+    """Always trace (log lines and jobs carry trace ids); export only where an endpoint is configured.
+
+    The SDK reads the sampler from `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` (default: every trace).
+    """
     provider = TracerProvider(resource=_resource(service, settings))
     exporter = _exporter(settings)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
         log.info("telemetry.exporting", endpoint=settings.otlp_endpoint or settings.otel_exporter_otlp_endpoint)
+    return provider, exporter is not None
+
+
+def setup_telemetry(
+    service: str, settings: BaseServiceSettings, *, sentry_tags: Mapping[str, str] | None = None
+) -> Telemetry:
+    """The process's tracer provider, instrumentations and Sentry, once, at start-up."""
+    provider, exporting = tracer_provider(service, settings)
     trace.set_tracer_provider(provider)
     _instrument(provider)
     if settings.sentry_dsn:
@@ -87,4 +96,4 @@ def setup_telemetry(
         setup_sentry(service, settings)
         for key, value in (sentry_tags or {}).items():
             sentry_sdk.set_tag(key, value)
-    return Telemetry(provider, exporting=exporter is not None)
+    return Telemetry(provider, exporting=exporting)
