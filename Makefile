@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all run test lint typecheck migrate services venv browser bench chaos lock clean
+.PHONY: all run test lint typecheck migrate services venv browser valgrind bench chaos lock clean
 
 all: lint typecheck test
 
@@ -33,6 +33,12 @@ browser:
 	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "luster: install Chromium (Debian: apt-get install chromium) for the browser tests" >&2; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's valgrind: the benchmarks count instructions with callgrind, which machine noise cannot move.
+valgrind:
+	@command -v valgrind >/dev/null || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "luster: install valgrind (Debian: apt-get install valgrind) for the benchmarks" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+
 ## Run every test against the real PostgreSQL and RabbitMQ.
 test: venv services browser
 	$(PY) -m pytest -p no:cacheprovider
@@ -43,7 +49,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy shared services
 
-bench: venv services migrate
+bench: venv services migrate valgrind
 	$(PY) -m bench
 
 ## The fault-injection suite at full size (200 jobs per scenario, 2,000 for the backlog); its table also goes into docs/reliability.md.

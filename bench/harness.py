@@ -1,0 +1,157 @@
+"""What the benchmarks share: API processes of their own, a stand-in collector, the requests clients make."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+from aiohttp import web
+from PIL import Image
+
+from shared.topology import Topology
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/luster_bench")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+WORK_DIR = ROOT / "var" / "bench"
+# Tracing on: every span exported over OTLP/HTTP. Off: the SDK disabled, as if tracing were never set up.
+TRACING_OFF = {"OTEL_SDK_DISABLED": "true"}
+
+
+def _photo(width: int = 64, height: int = 48) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 140, 160)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+# A listing photo as phones send them is megabytes; this keeps the run short and still decodes a real image.
+LISTING_PHOTO = _photo(1600, 1200)
+
+
+@contextlib.asynccontextmanager
+async def collector() -> AsyncIterator[tuple[str, list[int]]]:
+    """A stand-in OTLP/HTTP collector that counts the bytes it is sent."""
+    received: list[int] = []
+
+    async def accept(request: web.Request) -> web.Response:
+        received.append(len(await request.read()))
+        return web.Response(content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 4399)
+    await site.start()
+    try:
+        yield "http://127.0.0.1:4399", received
+    finally:
+        await runner.cleanup()
+
+
+def start_api(name: str, port: int, extra: dict[str, str], *, wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """An API process of its own (`wrapper` runs it under a tool such as valgrind)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
+        "DATABASE_URL": DATABASE_URL,
+        "AMQP_URL": AMQP_URL,
+        "BROKER_PREFIX": f"bench-{name}",
+        "UPLOADS_DIR": str(WORK_DIR / "uploads"),
+        "OUTPUTS_DIR": str(WORK_DIR / "outputs"),
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    log = (WORK_DIR / f"{name}.log").open("wb")
+    command = [*wrapper, sys.executable, "-m", "services.api"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+async def ready(url: str) -> None:
+    """Wait until the API answers its health check; the caller bounds the wait."""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+
+
+async def upload_asset(session: aiohttp.ClientSession, url: str) -> str:
+    form = aiohttp.FormData()
+    form.add_field("file", _photo(), filename="bench.jpg", content_type="image/jpeg")
+    async with session.post(f"{url}/assets", data=form) as response:
+        return str((await response.json())["asset"]["id"])
+
+
+async def submit_json(session: aiohttp.ClientSession, url: str, asset_id: str) -> None:
+    """A job for an asset uploaded before: the API's cheapest request, where tracing weighs most."""
+    body = {"asset_id": asset_id, "prompt": "bench", "tier": "free"}
+    async with session.post(f"{url}/jobs", json=body) as response:
+        assert response.status == 202, await response.text()
+
+
+async def ingest_photo(session: aiohttp.ClientSession, url: str, _: str) -> None:
+    """What a client does: the photo and the job in one multipart request."""
+    form = aiohttp.FormData()
+    form.add_field("file", LISTING_PHOTO, filename="listing.jpg", content_type="image/jpeg")
+    form.add_field("prompt", "bench")
+    form.add_field("tier", "premium")
+    async with session.post(f"{url}/jobs", data=form) as response:
+        assert response.status == 202, await response.text()
+
+
+Request = Callable[[aiohttp.ClientSession, str, str], Awaitable[None]]
+WORKLOADS: dict[str, Request] = {"submit_json": submit_json, "ingest_photo": ingest_photo}
+
+
+async def burst(
+    session: aiohttp.ClientSession, url: str, asset_id: str, request: Request, *, count: int, concurrency: int
+) -> None:
+    """`count` requests, `concurrency` clients at a time."""
+    pending = iter(range(count))
+
+    async def client() -> None:
+        for _ in pending:
+            await request(session, url, asset_id)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def cleanup_broker(names: Sequence[str]) -> None:
+    """Remove what the bench APIs declared, queues and exchanges alike."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            topology = Topology(f"bench-{name}")
+            for queue in topology.all_queues():
+                await channel.queue_delete(queue)
+            for exchange in (topology.events_exchange, topology.dead_exchange):
+                await channel.exchange_delete(exchange)
+
+
+def write_report(name: str, report: dict[str, Any]) -> None:
+    """Everything to bench/results/<name>.json; the summary, without per-round detail, to stdout."""
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(report, indent=2))
+    summary = {
+        key: {k: v for k, v in value.items() if k != "rounds"} if isinstance(value, dict) else value
+        for key, value in report.items()
+    }
+    print(json.dumps(summary, indent=2))

@@ -1,0 +1,109 @@
+"""CPU instructions per request with tracing on against off, counted by valgrind's callgrind.
+
+Throughput on a shared machine moves with its neighbours; an instruction count does not: the same
+requests cost the same count whatever else the machine runs, so this is where a change to tracing's
+cost shows (the throughput benchmark could not tell the OTLP wire encoders apart; this can). Each API
+runs under callgrind with counting off through start-up and warm-up, and on for a fixed number of
+requests plus the seconds their spans take to be exported (the idle loop counts alike in both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.harness import (
+    DATABASE_URL,
+    TRACING_OFF,
+    WORK_DIR,
+    WORKLOADS,
+    burst,
+    cleanup_broker,
+    collector,
+    ready,
+    start_api,
+    upload_asset,
+    write_report,
+)
+from shared.migrate import migrate
+
+# Under valgrind a request runs some fifty times slower; these keep each mode to a minute or two.
+REQUESTS = {"submit_json": 300, "ingest_photo": 30}
+WARM_UP = {"submit_json": 50, "ingest_photo": 5}
+CONCURRENCY = 8
+# The batch span processor exports every 5 s; the window stays open past that so the export is counted.
+EXPORT_WAIT = 8.0
+
+
+async def _callgrind_control(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec("callgrind_control", *args, stdout=subprocess.DEVNULL)
+    if await process.wait() != 0:
+        raise RuntimeError(f"callgrind_control {' '.join(args)} failed")
+
+
+def _dumped_instructions(out: Path, before: set[Path]) -> int:
+    """The `totals:` line of the dump callgrind has just written beside its output file."""
+    [dump] = set(out.parent.glob(f"{out.name}*")) - before
+    for line in dump.read_text().splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{dump} has no totals line")
+
+
+async def _count(name: str, port: int, extra: dict[str, str]) -> dict[str, float]:
+    """Instructions per request of each workload for one API, started under callgrind."""
+    out = WORK_DIR / f"callgrind.{name}"
+    for stale in out.parent.glob(f"{out.name}*"):
+        stale.unlink()
+    wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    process = start_api(name, port, {**extra, "STARTUP_TIMEOUT": "300"}, wrapper=wrapper)
+    url = f"http://127.0.0.1:{port}"
+    counts: dict[str, float] = {}
+    try:
+        async with asyncio.timeout(600):
+            await ready(url)
+        async with aiohttp.ClientSession() as session:
+            asset_id = await upload_asset(session, url)
+            for workload, request in WORKLOADS.items():
+                await burst(session, url, asset_id, request, count=WARM_UP[workload], concurrency=CONCURRENCY)
+                before = set(out.parent.glob(f"{out.name}*"))
+                await _callgrind_control("--instr=on", str(process.pid))
+                await burst(session, url, asset_id, request, count=REQUESTS[workload], concurrency=CONCURRENCY)
+                await asyncio.sleep(EXPORT_WAIT)
+                await _callgrind_control("--instr=off", str(process.pid))
+                await _callgrind_control("--dump", str(process.pid))
+                counts[workload] = _dumped_instructions(out, before) / REQUESTS[workload]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 120)
+    return counts
+
+
+async def main() -> dict[str, Any]:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("luster: the instruction-count benchmark needs valgrind (Debian: apt-get install valgrind)")
+    await asyncio.to_thread(migrate, DATABASE_URL)
+    async with collector() as (collector_url, _):
+        try:
+            on = await _count("cg-on", 8796, {"OTLP_ENDPOINT": collector_url})
+            off = await _count("cg-off", 8797, TRACING_OFF)
+        finally:
+            await cleanup_broker(["cg-on", "cg-off"])
+    report: dict[str, Any] = {
+        "benchmark": "CPU instructions per request, tracing on (100 % sampled, exported) vs off, by callgrind"
+    }
+    for workload in WORKLOADS:
+        report[workload] = {
+            "requests_counted": REQUESTS[workload],
+            "instructions_per_request_on": round(on[workload]),
+            "instructions_per_request_off": round(off[workload]),
+            "increase_percent": round((on[workload] / off[workload] - 1) * 100, 1),
+        }
+    write_report("tracing_cpu", report)
+    return report
