@@ -146,7 +146,9 @@ class Broker:
             return int(declared.declaration_result.consumer_count or 0)
         finally:
             if not channel.is_closed:
-                await channel.close()
+                # Shielded: a caller's timeout that cancels Channel.Close mid-call makes aiormq send a
+                # second Close, which RabbitMQ answers by closing the whole connection (504 CHANNEL_ERROR).
+                await asyncio.shield(channel.close())
 
     async def is_healthy(self) -> bool:
         return not self.connection.is_closed and not self.channel.is_closed

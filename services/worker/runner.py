@@ -91,12 +91,14 @@ async def run(settings: WorkerSettings, stop: asyncio.Event) -> None:
             asyncio.create_task(sweeper.sweep(ctx, settings.sweep_interval)),
         ]
         await _until_stopped_or_lost(stop, watching)
+        lost = watching.exception() if watching.done() else None
+        # From here consumers go away on purpose: the watchdog would read the drain as an outage.
+        watching.cancel()
         log.info("worker.stopping")
         await consumers.stop(settings.shutdown_grace)
-        for task in [*chores, watching]:
+        for task in chores:
             task.cancel()
         await asyncio.gather(*chores, watching, return_exceptions=True)
-        lost = watching.exception() if watching.done() and not watching.cancelled() else None
         if lost is not None:
             raise lost
         await heartbeat.announce_stop(ctx)

@@ -449,6 +449,22 @@ async def test_a_job_handed_back_mid_way_is_taken_over_and_succeeds_once(
     assert stored_files(storage_dirs[1]) == [f"{job['id']}.jpg"]
 
 
+async def test_a_drain_that_outlasts_the_watchdogs_patience_is_no_outage(
+    upload: Uploader, submit: Submitter, wait_for_job: JobWaiter, worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping worker cancels its consumers on purpose: the watchdog must not call that a lost broker."""
+    engine = ScriptedEngine(delay=2.0)
+    monkeypatch.setattr(runner, "create_engine", lambda settings, executor: engine)
+    job = await submit((await upload())["id"])
+    running = await worker(concurrency=1, watchdog_interval=0.1, broker_give_up_after=0.3)
+    await wait_for_job(job["id"], until=frozenset({"processing"}), within=15)
+
+    await running.stop(within=15)
+
+    assert running.task.exception() is None
+    assert (await wait_for_job(job["id"], within=1))["status"] == "succeeded"
+
+
 async def test_a_stop_lets_the_job_in_flight_finish_and_takes_no_more(
     upload: Uploader,
     submit: Submitter,
