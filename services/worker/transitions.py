@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from services.worker import output
 from services.worker.context import WorkerContext
 from services.worker.output import Produced
-from shared import jobs, outbox
+from shared import outbox
+from shared import transitions as state
 from shared.broker import OutgoingMessage, event_message
 from shared.db import Connection
 from shared.events import JobFailed, JobQueued, JobRetrying, JobStarted, JobSucceeded, make_event
@@ -41,7 +42,7 @@ async def start(ctx: WorkerContext, job_id: uuid.UUID, *, takeover: bool) -> Job
         payload = JobStarted(worker_id=ctx.worker_id, tier=job.tier, attempt=job.attempts, queued_at=job.created_at)
         return [_announce(ctx, job, payload)]
 
-    return await _commit(ctx, lambda c: jobs.start(c, job_id, worker_id=ctx.worker_id, takeover=takeover), started)
+    return await _commit(ctx, lambda c: state.start(c, job_id, worker_id=ctx.worker_id, takeover=takeover), started)
 
 
 async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | None:
@@ -62,7 +63,7 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
 
     return await _commit(
         ctx,
-        lambda c: jobs.succeed(
+        lambda c: state.succeed(
             c,
             job.id,
             output_key=produced.output_key,
@@ -90,7 +91,7 @@ async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: 
         )
         return [_announce(ctx, done, payload)]
 
-    done = await _commit(ctx, lambda c: jobs.fail(c, job.id, code=code, message=message, worker_id=holder), failed)
+    done = await _commit(ctx, lambda c: state.fail(c, job.id, code=code, message=message, worker_id=holder), failed)
     if done is not None:
         # An earlier attempt may have stored the output before its worker was lost.
         await output.discard(ctx, done)
@@ -136,6 +137,6 @@ async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str, owner:
 
     return await _commit(
         ctx,
-        lambda c: jobs.schedule_retry(c, job.id, code=code, message=message, delay_ms=delay, worker_id=holder),
+        lambda c: state.schedule_retry(c, job.id, code=code, message=message, delay_ms=delay, worker_id=holder),
         retrying,
     )

@@ -11,7 +11,7 @@ from services.api.bodies import parse_model, read_form, read_json
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import find_replay, fingerprint, submit
 from services.api.uploads import store_asset
-from shared import jobs, outbox
+from shared import jobs, outbox, transitions
 from shared.broker import event_message
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
@@ -101,7 +101,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     job = await load_job(request)
     pool, broker = request.app[keys.POOL], request.app[keys.BROKER]
     async with pool.acquire() as connection, connection.transaction():
-        canceled = await jobs.cancel(connection, job.id)
+        canceled = await transitions.cancel(connection, job.id)
         if canceled is None:
             raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
         event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)
