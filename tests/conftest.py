@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aio_pika
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from shared.db import create_pool, split_database
 from shared.migrate import migrate
@@ -80,6 +83,24 @@ def storage_dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 class SettingsFactory(Protocol):
     def __call__(self, cls: type[SettingsT], **overrides: Any) -> SettingsT: ...
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+class AppFactory(Protocol):
+    async def __call__(self, **overrides: Any) -> Client: ...
+
+
+def app_factory(
+    aiohttp_client: AiohttpClient, create: Callable[[SettingsT], web.Application], settings: SettingsT
+) -> AppFactory:
+    """A service's real app behind a test client, with its settings overridden per test."""
+
+    async def make(**overrides: Any) -> Client:
+        return await aiohttp_client(create(settings.model_copy(update=overrides)))
+
+    return make
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import aio_pika
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
-from aiohttp import FormData, web
-from aiohttp.test_utils import TestClient
+from aiohttp import FormData
 from pytest_aiohttp import AiohttpClient
 
 from services.api.app import create_app
@@ -25,15 +24,14 @@ from services.worker.settings import WorkerSettings
 from shared.domain import Tier
 from shared.events import Event, decode
 from shared.topology import Topology
-from tests.conftest import SettingsFactory
+from tests.conftest import AppFactory, SettingsFactory, app_factory
+from tests.conftest import Client as Client  # the tests beside this conftest import it from here
 from tests.worker.photos import encode, house
 
-Client = TestClient[web.Request, web.Application]
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
 
-class ApiFactory(Protocol):
-    async def __call__(self, **overrides: Any) -> Client: ...
+ApiFactory = AppFactory
 
 
 class Uploader(Protocol):
@@ -102,11 +100,7 @@ def api_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> ApiSettin
 @pytest.fixture
 def api_factory(aiohttp_client: AiohttpClient, api_settings: ApiSettings) -> ApiFactory:
     """The real app behind a test client, with settings overridden per test (e.g. a small upload cap)."""
-
-    async def make(**overrides: Any) -> Client:
-        return await aiohttp_client(create_app(api_settings.model_copy(update=overrides)))
-
-    return make
+    return app_factory(aiohttp_client, create_app, api_settings)
 
 
 @pytest.fixture

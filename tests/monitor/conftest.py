@@ -15,8 +15,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from aiohttp import FormData, web
-from aiohttp.test_utils import TestClient
+from aiohttp import FormData
 from PIL import Image
 from pytest_aiohttp import AiohttpClient
 
@@ -28,16 +27,15 @@ from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 from shared.domain import Tier
 from shared.topology import Topology
-from tests.conftest import SettingsFactory
+from tests.conftest import AppFactory, SettingsFactory, app_factory
+from tests.conftest import Client as Client  # the tests beside this conftest import it from here
 
-Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"
 ADMIN = {"Authorization": aiohttp.encode_basic_auth("admin", PASSWORD)}
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
 
-class MonitorFactory(Protocol):
-    async def __call__(self, **overrides: Any) -> Client: ...
+MonitorFactory = AppFactory
 
 
 class JobRunner(Protocol):
@@ -78,11 +76,7 @@ def monitor_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> Monit
 @pytest.fixture
 def monitor_factory(monitor_settings: MonitorSettings, aiohttp_client: AiohttpClient) -> MonitorFactory:
     """Settings (and so the test's broker namespace) come first: apps close before their queues go."""
-
-    async def make(**overrides: Any) -> Client:
-        return await aiohttp_client(create_monitor(monitor_settings.model_copy(update=overrides)))
-
-    return make
+    return app_factory(aiohttp_client, create_monitor, monitor_settings)
 
 
 @pytest.fixture
