@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,3 +63,9 @@ async def insert_asset(
 async def get_asset(connection: Queryable, asset_id: uuid.UUID) -> Asset | None:
     record = await connection.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
     return Asset.from_record(record) if record else None
+
+
+async def recorded_keys(connection: Queryable, keys: Sequence[str]) -> set[str]:
+    """Those of `keys` that an asset row names."""
+    records = await connection.fetch("SELECT storage_key FROM assets WHERE storage_key = ANY($1::text[])", list(keys))
+    return {record["storage_key"] for record in records}

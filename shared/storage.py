@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from shared.tracing import tracer
@@ -57,6 +58,23 @@ class LocalStorage:
                     path.unlink()
                     removed.append(path.name)
         return removed
+
+    def keys_untouched_for(self, older_than_s: float) -> list[str]:
+        """Finished files (not writes in progress) whose last change is older than `older_than_s`."""
+        cutoff = time.time() - older_than_s
+        keys: list[str] = []
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        keys.append(entry.name)
+        return keys
+
+    def remove(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.path(key).unlink(missing_ok=True)
 
     @staticmethod
     def _write_atomically(target: Path, data: bytes) -> None:

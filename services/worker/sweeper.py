@@ -6,17 +6,18 @@ worker's own timeout should have fired, so its event loop is wedged). A stuck jo
 is re-queued through the retry delay queues; one without is failed with `worker_lost`. Every
 worker sweeps; the conditional UPDATE (status and owner) lets exactly one of them act on each job.
 
-A worker killed while writing an output leaves the write's temporary file behind (the redo writes
-under a new name); one untouched for as long as a stuck job is given is removed.
+It also removes what crashes leave on disk (services/worker/leftovers.py): half-written outputs on
+every sweep, half-written and unrecorded uploads once an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
-from services.worker import transitions
+from services.worker import leftovers, transitions
 from services.worker.context import WorkerContext
 from shared import jobs
 from shared.tracing import untraced
@@ -45,23 +46,21 @@ async def sweep_once(ctx: WorkerContext) -> int:
             moved = await transitions.fail(ctx, job, code=STUCK_CODE, message=message, owner=owner)
         if moved is not None:
             log.warning("job.swept", job_id=str(job.id), lost_worker=job.worker_id, status=moved.status.value)
-    await _sweep_abandoned_writes(ctx)
+    # A write untouched for as long as a stuck job is given has lost its writer.
+    await leftovers.clear_outputs(ctx.outputs, older_than_s=settings.job_timeout + liveness_window(ctx))
     return len(stuck)
-
-
-async def _sweep_abandoned_writes(ctx: WorkerContext) -> None:
-    """A worker killed while writing an output leaves its temporary file; the redo writes another."""
-    older_than = ctx.settings.job_timeout + liveness_window(ctx)
-    removed = await asyncio.to_thread(ctx.outputs.remove_abandoned, older_than_s=older_than)
-    if removed:
-        log.warning("outputs.abandoned_removed", files=removed)
 
 
 async def sweep(ctx: WorkerContext, interval_s: float) -> None:
     """Run until cancelled."""
+    next_upload_scan = time.monotonic()
     while True:
         try:
             await sweep_once(ctx)
+            if time.monotonic() >= next_upload_scan:
+                next_upload_scan = time.monotonic() + leftovers.UPLOAD_SCAN_EVERY_S
+                with untraced():
+                    await leftovers.clear_uploads(ctx.pool, ctx.uploads)
         except Exception as error:
             log.warning("sweeper.failed", error=repr(error))
         await asyncio.sleep(interval_s)

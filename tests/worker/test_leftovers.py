@@ -1,0 +1,100 @@
+"""What crashes leave on disk goes, and nothing else: recorded uploads, fresh files and live writes stay."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.worker import leftovers
+from shared.assets import insert_asset
+from shared.storage import LocalStorage
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3600.0
+
+
+def _file(directory: Path, name: str, *, age_s: float = 0.0) -> Path:
+    path = directory / name
+    path.write_bytes(b"\xff\xd8 not much of a photo")
+    if age_s:
+        then = time.time() - age_s
+        os.utime(path, (then, then))
+    return path
+
+
+async def _record(pool: asyncpg.Pool, key: str) -> None:
+    await insert_asset(
+        pool,
+        asset_id=uuid.uuid4(),
+        filename="house.jpg",
+        content_type="image/jpeg",
+        size_bytes=20,
+        width=4,
+        height=3,
+        sha256="0" * 64,
+        storage_key=key,
+    )
+
+
+def _left(directory: Path) -> set[str]:
+    return {path.name for path in directory.iterdir()}
+
+
+async def test_uploads_no_asset_names_go_once_an_hour_old(pool: asyncpg.Pool, storage_dirs: tuple[Path, Path]) -> None:
+    uploads = storage_dirs[0]
+    _file(uploads, "recorded-old.jpg", age_s=2 * HOUR)
+    _file(uploads, "recorded-new.jpg")
+    _file(uploads, "unrecorded-old.jpg", age_s=2 * HOUR)
+    _file(uploads, "unrecorded-new.jpg", age_s=HOUR / 2)  # its INSERT may still be on its way
+    (uploads / "a-directory").mkdir()
+    for key in ("recorded-old.jpg", "recorded-new.jpg"):
+        await _record(pool, key)
+
+    await leftovers.clear_uploads(pool, LocalStorage(uploads))
+
+    assert _left(uploads) == {"recorded-old.jpg", "recorded-new.jpg", "unrecorded-new.jpg", "a-directory"}
+
+
+async def test_half_written_uploads_go_and_live_writes_stay(
+    pool: asyncpg.Pool, storage_dirs: tuple[Path, Path]
+) -> None:
+    uploads = storage_dirs[0]
+    _file(uploads, ".cut-short.jpg.k3x9.tmp", age_s=2 * HOUR)
+    _file(uploads, ".being-written.jpg.p0q1.tmp")
+
+    await leftovers.clear_uploads(pool, LocalStorage(uploads))
+
+    assert _left(uploads) == {".being-written.jpg.p0q1.tmp"}
+
+
+async def test_many_unrecorded_uploads_are_checked_in_batches(
+    pool: asyncpg.Pool, storage_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(leftovers, "BATCH", 2)
+    uploads = storage_dirs[0]
+    for n in range(5):
+        _file(uploads, f"orphan-{n}.jpg", age_s=2 * HOUR)
+        _file(uploads, f"kept-{n}.jpg", age_s=2 * HOUR)
+        await _record(pool, f"kept-{n}.jpg")
+
+    removed = await leftovers.unrecorded_uploads(pool, LocalStorage(uploads), older_than_s=HOUR)
+
+    assert sorted(removed) == [f"orphan-{n}.jpg" for n in range(5)]
+    assert _left(uploads) == {f"kept-{n}.jpg" for n in range(5)}
+
+
+async def test_half_written_outputs_go_after_the_given_age(storage_dirs: tuple[Path, Path]) -> None:
+    outputs = storage_dirs[1]
+    _file(outputs, ".job-1.jpg.a1b2.tmp", age_s=700)
+    _file(outputs, ".job-2.jpg.c3d4.tmp", age_s=100)
+    _file(outputs, "job-3.jpg", age_s=7 * HOUR)  # a finished output is never a leftover
+
+    await leftovers.clear_outputs(LocalStorage(outputs), older_than_s=600)
+
+    assert _left(outputs) == {".job-2.jpg.c3d4.tmp", "job-3.jpg"}
