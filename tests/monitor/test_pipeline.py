@@ -67,9 +67,11 @@ async def test_restarted_monitor_shows_the_same_totals(
         await run_job(tier=tier)
 
     async def settled() -> bool:
-        return bool((await admin_json(first, "/admin/health"))["windows"]["1h"]["succeeded"] == 3)
+        # Events and the census of jobs by status arrive separately: compare only once both have.
+        health = await admin_json(first, "/admin/health")
+        return bool(health["windows"]["1h"]["succeeded"] == 3 and health["jobs"].get("succeeded") == 3)
 
-    await poll(settled, what="three jobs counted")
+    await poll(settled, what="three jobs counted, in the windows and in the census")
     before = await admin_json(first, "/admin/health")
     await first.close()
 
