@@ -165,6 +165,7 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
 async def deliver(broker: Broker, message: AbstractIncomingMessage, handler: Handler, queue: str) -> None:
@@ -237,16 +238,22 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-async def consume(
-    broker: Broker, channel: AbstractChannel, queue_name: str, handler: Handler
+async def subscribe(
+    channel: AbstractChannel, queue_name: str, on_message: MessageCallback
 ) -> tuple[AbstractQueue, str]:
-    """Start consuming; the caller keeps the returned queue (strongly) and cancels with the tag."""
+    """Start consuming with the caller's callback; the caller keeps the queue (strongly), cancels with the tag."""
     # Declared (passively), not get_queue(ensure=False): only a queue the robust channel has registered
     # gets its consumer back after a reconnect.
     queue = await channel.declare_queue(queue_name, passive=True)
+    return queue, await queue.consume(on_message)
+
+
+async def consume(
+    broker: Broker, channel: AbstractChannel, queue_name: str, handler: Handler
+) -> tuple[AbstractQueue, str]:
+    """Start consuming, every message through `deliver` to `handler`."""
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         await deliver(broker, message, handler, queue_name)
 
-    tag = await queue.consume(on_message)
-    return queue, tag
+    return await subscribe(channel, queue_name, on_message)

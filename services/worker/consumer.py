@@ -11,7 +11,7 @@ from services.worker.context import WorkerContext
 from services.worker.process import handle_job
 from services.worker.renewal import renew_if_worn
 from services.worker.scheduler import SchedulerClosed
-from shared.broker import Delivery, deliver
+from shared.broker import Delivery, MessageCallback, deliver, subscribe
 from shared.db import DATABASE_DOWN_ERRORS, wait_until_up
 from shared.domain import Tier
 
@@ -31,15 +31,12 @@ class TierConsumers:
             channel = await self.ctx.broker.connection.channel()
             await channel.set_qos(prefetch_count=self.ctx.settings.concurrency)
             name = self.ctx.broker.topology.work_queue(tier)
-            # Declared (passively), not get_queue(ensure=False): only a queue the robust channel has
-            # registered gets its consumer back after a reconnect.
-            queue = await channel.declare_queue(name, passive=True)
-            tag = await queue.consume(self._callback(tier, name))
+            queue, tag = await subscribe(channel, name, self._callback(tier, name))
             # Strong references: a robust connection only restores what is still alive.
             self._consumers.append((channel, queue, tag))
         log.info("worker.consuming", concurrency=self.ctx.settings.concurrency)
 
-    def _callback(self, tier: Tier, queue_name: str):  # type: ignore[no-untyped-def]  # aio-pika's callback type
+    def _callback(self, tier: Tier, queue_name: str) -> MessageCallback:
         async def on_message(message: AbstractIncomingMessage) -> None:
             await self._run(tier, queue_name, message)
 
