@@ -3,6 +3,7 @@ the PostgreSQL and RabbitMQ cleanup contexts, and serving until SIGTERM."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
@@ -147,5 +148,7 @@ def serve(service: str, settings_class: type[SettingsT], create_app: Callable[[S
             shutdown_timeout=15,
             print=None,
         )
+    except DependencyUnavailable as error:  # a dependency that never answered at start-up
+        sys.exit(f"luster-{service}: {error.message}")
     finally:
         telemetry.shutdown()

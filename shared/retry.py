@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import structlog
 
+from shared.errors import DependencyUnavailable
+
 log = structlog.get_logger()
 T = TypeVar("T")
 
@@ -21,7 +23,7 @@ async def retry_until_ready(
     retry_on: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError),
     first_delay: float = 0.5,
 ) -> T:
-    """Call `attempt` until it succeeds or `give_up_after` seconds pass; the last error is re-raised."""
+    """Call `attempt` until it succeeds, or raise DependencyUnavailable once `give_up_after` seconds pass."""
     deadline = time.monotonic() + give_up_after
     delay = first_delay
     while True:
@@ -29,7 +31,9 @@ async def retry_until_ready(
             return await attempt()
         except retry_on as error:
             if time.monotonic() + delay > deadline:
-                raise
+                raise DependencyUnavailable(
+                    f"{what} did not answer within {give_up_after:g} s: {str(error) or type(error).__name__}"
+                ) from error
             log.warning("dependency.waiting", dependency=what, error=str(error) or type(error).__name__, retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

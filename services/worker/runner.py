@@ -76,30 +76,55 @@ async def _until_stopped_or_lost(stop: asyncio.Event, watching: asyncio.Task[Non
     stopping.cancel()
 
 
+async def _start_unless_stopped(
+    stack: contextlib.AsyncExitStack, settings: WorkerSettings, stop: asyncio.Event
+) -> WorkerContext | None:
+    """The worker's resources, or None when `stop` is set first (say, while PostgreSQL is not up yet)."""
+    starting = asyncio.ensure_future(stack.enter_async_context(worker_context(settings)))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        return starting.result()
+    starting.cancel()  # worker_context closes whatever it had opened
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return None
+
+
 async def run(settings: WorkerSettings, stop: asyncio.Event) -> None:
     """Work until `stop` is set; in-flight jobs get `shutdown_grace` seconds to finish.
 
-    Raises DependencyUnavailable when the broker lost this worker's consumers for good, so that
-    `__main__` exits non-zero and the platform restarts the process.
+    Raises DependencyUnavailable when a dependency does not answer at start-up, or when the broker lost
+    this worker's consumers for good, so that `__main__` exits non-zero and the platform restarts it.
     """
-    async with worker_context(settings) as ctx:
-        consumers = TierConsumers(ctx)
-        await consumers.start()
-        watching = _watch(ctx)
-        chores = [
-            asyncio.create_task(heartbeat.beat(ctx)),
-            asyncio.create_task(sweeper.sweep(ctx, settings.sweep_interval)),
-        ]
-        await _until_stopped_or_lost(stop, watching)
-        lost = watching.exception() if watching.done() else None
-        # From here consumers go away on purpose: the watchdog would read the drain as an outage.
-        watching.cancel()
-        log.info("worker.stopping")
-        await consumers.stop(settings.shutdown_grace)
-        for task in chores:
-            task.cancel()
-        await asyncio.gather(*chores, watching, return_exceptions=True)
-        if lost is not None:
-            raise lost
-        await heartbeat.announce_stop(ctx)
-        log.info("worker.stopped", processed=ctx.stats.processed, failed=ctx.stats.failed)
+    async with contextlib.AsyncExitStack() as stack:
+        ctx = await _start_unless_stopped(stack, settings, stop)
+        if ctx is None:
+            log.info("worker.stopped_while_starting")
+            return
+        await _work(ctx, stop)
+
+
+async def _work(ctx: WorkerContext, stop: asyncio.Event) -> None:
+    settings = ctx.settings
+    consumers = TierConsumers(ctx)
+    await consumers.start()
+    watching = _watch(ctx)
+    chores = [
+        asyncio.create_task(heartbeat.beat(ctx)),
+        asyncio.create_task(sweeper.sweep(ctx, settings.sweep_interval)),
+    ]
+    await _until_stopped_or_lost(stop, watching)
+    lost = watching.exception() if watching.done() else None
+    # From here consumers go away on purpose: the watchdog would read the drain as an outage.
+    watching.cancel()
+    log.info("worker.stopping")
+    await consumers.stop(settings.shutdown_grace)
+    for task in chores:
+        task.cancel()
+    await asyncio.gather(*chores, watching, return_exceptions=True)
+    if lost is not None:
+        raise lost
+    await heartbeat.announce_stop(ctx)
+    log.info("worker.stopped", processed=ctx.stats.processed, failed=ctx.stats.failed)
