@@ -114,6 +114,11 @@ def _span_flags(parent: SpanContext | None) -> bytes:
     return _fixed32(_HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0))
 
 
+def _ids(context: SpanContext) -> bytes:
+    """The trace and span ids, fields 1 and 2 of both a Span and a Link."""
+    return b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
+
+
 def _events(span: ReadableSpan) -> bytes:
     if not span.events:
         return b""
@@ -136,10 +141,7 @@ def _links(span: ReadableSpan) -> bytes:
     return b"".join(
         _field(
             b"\x6a",
-            b"\x0a\x10"
-            + link.context.trace_id.to_bytes(16, "big")
-            + b"\x12\x08"
-            + link.context.span_id.to_bytes(8, "big")
+            _ids(link.context)
             + _attributes(b"\x22", link.attributes)
             + _count(b"\x28", link.dropped_attributes)
             + b"\x35"
@@ -158,7 +160,7 @@ def _span(span: ReadableSpan) -> bytes:
     context = span.get_span_context()
     assert context is not None  # an ended SDK span always has one
     parent, status = span.parent, span.status
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
+    parts = [_ids(context)]
     if context.trace_state:
         parts.append(_text(b"\x1a", ",".join(f"{key}={value}" for key, value in context.trace_state.items())))
     if parent is not None:

@@ -32,7 +32,7 @@ async def clear_outputs(outputs: LocalStorage, *, older_than_s: float) -> None:
         log.warning("outputs.abandoned_removed", files=removed)
 
 
-async def unrecorded_uploads(pool: asyncpg.Pool, uploads: LocalStorage, *, older_than_s: float) -> list[str]:
+async def remove_unrecorded_uploads(pool: asyncpg.Pool, uploads: LocalStorage, *, older_than_s: float) -> list[str]:
     """Remove the uploads older than `older_than_s` that no asset names; returns their keys."""
     stale = await asyncio.to_thread(uploads.keys_untouched_for, older_than_s)
     removed: list[str] = []
@@ -47,6 +47,6 @@ async def unrecorded_uploads(pool: asyncpg.Pool, uploads: LocalStorage, *, older
 
 async def clear_uploads(pool: asyncpg.Pool, uploads: LocalStorage, *, older_than_s: float = UPLOAD_GRACE_S) -> None:
     abandoned = await asyncio.to_thread(uploads.remove_abandoned, older_than_s=older_than_s)
-    unrecorded = await unrecorded_uploads(pool, uploads, older_than_s=older_than_s)
+    unrecorded = await remove_unrecorded_uploads(pool, uploads, older_than_s=older_than_s)
     if abandoned or unrecorded:
         log.warning("uploads.leftovers_removed", abandoned=abandoned, unrecorded=unrecorded)

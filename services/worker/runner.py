@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import structlog
 
@@ -70,10 +71,12 @@ def _watch(ctx: WorkerContext) -> asyncio.Task[None]:
     )
 
 
-async def _until_stopped_or_lost(stop: asyncio.Event, watching: asyncio.Task[None]) -> None:
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopping, watching], return_when=asyncio.FIRST_COMPLETED)
+async def _until_stopped_or_done(stop: asyncio.Event, task: asyncio.Future[Any]) -> bool:
+    """Wait for `stop` or for `task`, whichever comes first; True when `task` is done."""
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({stopping, task}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    return task.done()
 
 
 async def _start_unless_stopped(
@@ -81,10 +84,7 @@ async def _start_unless_stopped(
 ) -> WorkerContext | None:
     """The worker's resources, or None when `stop` is set first (say, while PostgreSQL is not up yet)."""
     starting = asyncio.ensure_future(stack.enter_async_context(worker_context(settings)))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if starting.done():
+    if await _until_stopped_or_done(stop, starting):
         return starting.result()
     starting.cancel()  # worker_context closes whatever it had opened
     with contextlib.suppress(asyncio.CancelledError):
@@ -115,7 +115,7 @@ async def _work(ctx: WorkerContext, stop: asyncio.Event) -> None:
         asyncio.create_task(heartbeat.beat(ctx)),
         asyncio.create_task(sweeper.sweep(ctx, settings.sweep_interval)),
     ]
-    await _until_stopped_or_lost(stop, watching)
+    await _until_stopped_or_done(stop, watching)  # the watchdog is done only when it gave up
     lost = watching.exception() if watching.done() else None
     # From here consumers go away on purpose: the watchdog would read the drain as an outage.
     watching.cancel()

@@ -83,7 +83,7 @@ async def test_many_unrecorded_uploads_are_checked_in_batches(
         _file(uploads, f"kept-{n}.jpg", age_s=2 * HOUR)
         await _record(pool, f"kept-{n}.jpg")
 
-    removed = await leftovers.unrecorded_uploads(pool, LocalStorage(uploads), older_than_s=HOUR)
+    removed = await leftovers.remove_unrecorded_uploads(pool, LocalStorage(uploads), older_than_s=HOUR)
 
     assert sorted(removed) == [f"orphan-{n}.jpg" for n in range(5)]
     assert _left(uploads) == {f"kept-{n}.jpg" for n in range(5)}
