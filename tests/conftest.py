@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from shared.assets import Asset, insert_asset
 from shared.db import create_pool, split_database
 from shared.migrate import migrate
 from shared.settings import BaseServiceSettings
@@ -142,3 +143,18 @@ def service_env(
         "LOG_LEVEL": "WARNING",
         "ENVIRONMENT": "test",
     }
+
+
+async def record_asset(pool: asyncpg.Pool, storage_key: str | None = None) -> Asset:
+    """An asset row for a photo the test never uploads (under a fresh key unless it names one)."""
+    return await insert_asset(
+        pool,
+        asset_id=uuid.uuid4(),
+        filename="house.jpg",
+        content_type="image/jpeg",
+        size_bytes=1234,
+        width=400,
+        height=300,
+        sha256="0" * 64,
+        storage_key=storage_key or f"{uuid.uuid4()}.jpg",
+    )

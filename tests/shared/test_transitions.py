@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 
 from shared import jobs, transitions
-from shared.assets import insert_asset
 from shared.db import Connection, create_pool
 from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job, NewJob
+from tests.conftest import record_asset
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +31,7 @@ async def db(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[asyncpg.Poo
 
 @pytest.fixture
 async def asset_id(db: asyncpg.Pool) -> uuid.UUID:
-    asset = await insert_asset(
-        db,
-        asset_id=uuid.uuid4(),
-        filename="house.jpg",
-        content_type="image/jpeg",
-        size_bytes=1234,
-        width=400,
-        height=300,
-        sha256="0" * 64,
-        storage_key=f"{uuid.uuid4()}.jpg",
-    )
-    return asset.id
+    return (await record_asset(db)).id
 
 
 async def new_job(db: asyncpg.Pool, asset_id: uuid.UUID) -> Job:

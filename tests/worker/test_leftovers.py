@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from services.worker import leftovers
-from shared.assets import insert_asset
 from shared.storage import LocalStorage
+from tests.conftest import record_asset
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +27,6 @@ def _file(directory: Path, name: str, *, age_s: float = 0.0) -> Path:
     return path
 
 
-async def _record(pool: asyncpg.Pool, key: str) -> None:
-    await insert_asset(
-        pool,
-        asset_id=uuid.uuid4(),
-        filename="house.jpg",
-        content_type="image/jpeg",
-        size_bytes=20,
-        width=4,
-        height=3,
-        sha256="0" * 64,
-        storage_key=key,
-    )
-
-
 def _left(directory: Path) -> set[str]:
     return {path.name for path in directory.iterdir()}
 
@@ -54,7 +39,7 @@ async def test_uploads_no_asset_names_go_once_an_hour_old(pool: asyncpg.Pool, st
     _file(uploads, "unrecorded-new.jpg", age_s=HOUR / 2)  # its INSERT may still be on its way
     (uploads / "a-directory").mkdir()
     for key in ("recorded-old.jpg", "recorded-new.jpg"):
-        await _record(pool, key)
+        await record_asset(pool, key)
 
     await leftovers.clear_uploads(pool, LocalStorage(uploads))
 
@@ -81,7 +66,7 @@ async def test_many_unrecorded_uploads_are_checked_in_batches(
     for n in range(5):
         _file(uploads, f"orphan-{n}.jpg", age_s=2 * HOUR)
         _file(uploads, f"kept-{n}.jpg", age_s=2 * HOUR)
-        await _record(pool, f"kept-{n}.jpg")
+        await record_asset(pool, f"kept-{n}.jpg")
 
     removed = await leftovers.remove_unrecorded_uploads(pool, LocalStorage(uploads), older_than_s=HOUR)
 
