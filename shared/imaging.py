@@ -7,6 +7,7 @@ import struct
 import threading
 import warnings
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from PIL import ExifTags, Image
 
@@ -51,9 +52,18 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
-    """Decode ``data`` fully, refusing other formats, more than ``max_pixels`` and broken files."""
-    fmt = sniff_format(data[:16])
+def _head(data: bytes | BinaryIO) -> bytes:
+    if isinstance(data, bytes):
+        return data[:16]
+    data.seek(0)
+    head = data.read(16)
+    data.seek(0)
+    return head
+
+
+def open_image(data: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
+    """Decode ``data`` (bytes or an open file) fully, refusing other formats, too many pixels and broken files."""
+    fmt = sniff_format(_head(data))
     if fmt is None:
         raise UnsupportedImage("not a JPEG, PNG or WebP image", field="file", code="unsupported_format")
     image = _open_header(data, fmt)
@@ -65,21 +75,21 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     return image
 
 
-def probe(data: bytes, *, max_pixels: int) -> ImageInfo:
+def probe(data: bytes | BinaryIO, *, max_pixels: int) -> ImageInfo:
     """Validate ``data`` and describe it; width and height are as displayed (EXIF orientation applied)."""
+    fmt = sniff_format(_head(data)) or ""
     image = open_image(data, max_pixels=max_pixels)
-    fmt = sniff_format(data[:16]) or ""
     width, height = image.size
     if image.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
         width, height = height, width
     return ImageInfo(format=fmt, content_type=ALLOWED_FORMATS[fmt], width=width, height=height)
 
 
-def _open_header(data: bytes, fmt: str) -> Image.Image:
+def _open_header(data: bytes | BinaryIO, fmt: str) -> Image.Image:
     with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            return Image.open(io.BytesIO(data), formats=[fmt])
+            return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=[fmt])
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_many_pixels(str(exc)) from exc
         except _DECODE_ERRORS as exc:

@@ -6,18 +6,21 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AnyUrl, Field, UrlConstraints, ValidationError
+from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PostgresUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["postgres", "postgresql"], host_required=True)]
 AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"], host_required=True)]
+HttpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["http", "https"], host_required=True)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+MIB = 1024 * 1024
 
 
 class BaseServiceSettings(BaseSettings):
     """What every Luster service reads: where the dependencies are and how to report."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # An empty variable (as .env.example and compose leave them) means "not set", not an empty value.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     database_url: PostgresUrl = Field(default=AnyUrl("postgresql://postgres@127.0.0.1:5432/luster"))
     amqp_url: AmqpUrl = Field(default=AnyUrl("amqp://guest:guest@127.0.0.1:5672/"))
@@ -35,10 +38,40 @@ class BaseServiceSettings(BaseSettings):
     otel_exporter_otlp_traces_endpoint: str | None = None
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=200)
+    # Where originals and outputs live: local directories (one machine) or an S3-compatible bucket.
+    storage: Literal["local", "s3"] = "local"
     uploads_dir: Path = Path("var/uploads")
     outputs_dir: Path = Path("var/outputs")
+    # A local store in production only works when every service runs on one machine: say so on purpose.
+    allow_local_storage: bool = False
+    s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_endpoint_url: HttpUrl | None = None  # R2, MinIO, Railway buckets; empty for AWS itself
+    # Presigned URLs name the host they were signed for: the one clients reach, where it differs.
+    s3_public_endpoint_url: HttpUrl | None = None
+    s3_region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    s3_prefix: str = Field(default="", pattern=r"^([A-Za-z0-9._-]+/)*$")
+    # Empty means the SDK's own chain (an instance role, ~/.aws); set both, or neither.
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    # Above this size an upload goes to the store in parts of this size (S3's minimum part is 5 MiB).
+    s3_multipart_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=512 * MIB)
+    # How long a presigned download or upload stays valid.
+    presigned_url_expires_s: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     # How long a service start waits for PostgreSQL and RabbitMQ to answer before giving up.
     startup_timeout: float = Field(default=60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _storage_can_work(self) -> BaseServiceSettings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET is required when STORAGE=s3")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
+        if self.storage == "local" and self.environment == "production" and not self.allow_local_storage:
+            raise ValueError(
+                "STORAGE=local in production: services on separate machines share no disk; "
+                "set STORAGE=s3, or ALLOW_LOCAL_STORAGE=true for a single-machine deploy"
+            )
+        return self
 
 
 class HttpServiceSettings(BaseServiceSettings):

@@ -21,6 +21,7 @@ from shared.db import create_pool, split_database
 from shared.migrate import migrate
 from shared.settings import BaseServiceSettings
 from shared.topology import Topology
+from tests.s3 import create_bucket, new_bucket_name, s3_environment, s3_server
 
 # A database of this run's own, so two test runs on one machine cannot drop each other's tables.
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/luster_test_{os.getpid()}")
@@ -72,6 +73,21 @@ async def topology(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterat
             await channel.queue_delete(queue)
         for exchange in (topology.events_exchange, topology.dead_exchange):
             await channel.exchange_delete(exchange)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One S3-compatible server for the session; each test that uses it gets a bucket of its own."""
+    with s3_server(tmp_path_factory.mktemp("s3")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str) -> dict[str, str]:
+    """The variables that put a service on a fresh bucket of this test's own."""
+    bucket = new_bucket_name()
+    create_bucket(s3_endpoint, bucket)
+    return s3_environment(s3_endpoint, bucket)
 
 
 @pytest.fixture

@@ -60,13 +60,20 @@ async def read_form(request: web.Request, *, max_file_bytes: int, file_field: st
 async def _read_parts(reader: MultipartReader, *, max_file_bytes: int, file_field: str) -> FormBody:
     fields: dict[str, str] = {}
     upload: Upload | None = None
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or not part.name:
-            raise MalformedBody("nested or unnamed multipart parts are not accepted")
-        if part.name == file_field and part.filename is not None:
-            upload = await read_file_part(part, max_bytes=max_file_bytes)
-        else:
-            fields[part.name] = await _read_field(part)
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                raise MalformedBody("nested or unnamed multipart parts are not accepted")
+            if part.name == file_field and part.filename is not None:
+                if upload is not None:
+                    upload.close()  # the last file part wins, as the last field does
+                upload = await read_file_part(part, max_bytes=max_file_bytes)
+            else:
+                fields[part.name] = await _read_field(part)
+    except BaseException:
+        if upload is not None:
+            upload.close()
+        raise
     return FormBody(fields, upload)
 
 

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from services.api.settings import ApiSettings
 from shared import edge
-from shared.storage import LocalStorage
+from shared.storage import Store
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 POOL = edge.POOL
 BROKER = edge.BROKER
-UPLOADS = web.AppKey("uploads", LocalStorage)
-OUTPUTS = web.AppKey("outputs", LocalStorage)
+UPLOADS = web.AppKey("uploads", Store)
+OUTPUTS = web.AppKey("outputs", Store)

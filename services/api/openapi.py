@@ -83,6 +83,11 @@ def _responses(endpoint: Endpoint) -> dict[str, Any]:
     elif endpoint.media_type != "application/json":
         success["content"] = {endpoint.media_type: {"schema": {"type": "string", "format": "binary"}}}
     responses = {str(endpoint.status): success}
+    if endpoint.redirects:
+        responses["307"] = {
+            "description": "The object store serves it: follow `Location`, a URL valid for PRESIGNED_URL_EXPIRES_S",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        }
     for status in endpoint.errors:
         error_schema = _ref(ErrorBody) if status != 503 or endpoint.response is None else _ref(endpoint.response)
         responses[str(status)] = {

@@ -10,15 +10,13 @@ from aiohttp import web
 
 from services.api import keys
 from shared import outbox
-from shared.storage import LocalStorage
+from shared.storage import open_stores
 
 
 async def storage(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    app[keys.UPLOADS] = LocalStorage(settings.uploads_dir)
-    app[keys.OUTPUTS] = LocalStorage(settings.outputs_dir)
-    await asyncio.to_thread(app[keys.UPLOADS].ensure_root)
-    yield
+    async with open_stores(app[keys.SETTINGS]) as stores:
+        app[keys.UPLOADS], app[keys.OUTPUTS] = stores.uploads, stores.outputs
+        yield
 
 
 async def outbox_relay(app: web.Application) -> AsyncIterator[None]:

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from services.api.schemas import AssetEnvelope, HealthOut, JobCreate, JobEnvelope, JobListQuery, JobPage
+from services.api.schemas import (
+    AssetEnvelope,
+    DirectUploadEnvelope,
+    HealthOut,
+    JobCreate,
+    JobEnvelope,
+    JobListQuery,
+    JobPage,
+)
 from services.api.views import assets, jobs, system
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,6 +35,8 @@ class Endpoint:
     upload: bool = False
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
+    # Answers 307 to a short-lived URL of the object store where the store has one.
+    redirects: bool = False
     tags: tuple[str, ...] = field(default=("jobs",))
 
 
@@ -40,6 +50,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=AssetEnvelope,
         upload=True,
         errors=(400, 413, 415, 422),
+        tags=("assets",),
+    ),
+    Endpoint(
+        "POST",
+        "/assets/uploads",
+        assets.offer_upload,
+        "Start a direct upload: a form to POST the photo straight to the object store",
+        201,
+        response=DirectUploadEnvelope,
+        errors=(409, 503),
+        tags=("assets",),
+    ),
+    Endpoint(
+        "POST",
+        "/assets/{asset_id}/complete",
+        assets.complete_upload,
+        "Finish a direct upload: check the photo the store received and create the asset",
+        201,
+        response=AssetEnvelope,
+        errors=(404, 409, 413, 415, 422, 503),
         tags=("assets",),
     ),
     Endpoint(
@@ -61,9 +91,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/jobs/{job_id}/output",
         jobs.get_output,
-        "Download the enhanced image",
+        "Download the enhanced image (from the object store, through a redirect, where there is one)",
         errors=(404, 409, 422),
         media_type="image/jpeg",
+        redirects=True,
     ),
     Endpoint(
         "POST",

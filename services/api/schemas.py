@@ -63,6 +63,23 @@ class AssetEnvelope(BaseModel):
     asset: AssetOut
 
 
+class DirectUploadOut(BaseModel):
+    """Where to send the photo: POST `url` as multipart/form-data with every field of `fields`, then `file`."""
+
+    asset_id: uuid.UUID
+    method: Literal["POST"] = "POST"
+    url: str
+    fields: dict[str, str]
+    file_field: Literal["file"] = "file"
+    max_bytes: int
+    expires_in_s: int
+    complete_url: str = Field(description="POST here once the store has the photo; the asset exists only then.")
+
+
+class DirectUploadEnvelope(BaseModel):
+    upload: DirectUploadOut
+
+
 class JobError(BaseModel):
     code: str
     message: str

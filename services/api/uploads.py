@@ -1,45 +1,71 @@
-"""Receiving image uploads: stream with a byte cap, recognise the format from the bytes, store under a new key."""
+"""Receiving image uploads: stream with a byte cap, recognise the format from the bytes, store under a new key.
+
+An upload is spooled: the first SPOOL_BYTES stay in memory, the rest go to a temporary file, so a
+25 MB photo costs a request no more than that in memory on its way to the store.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import tempfile
 import uuid
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import asyncpg
 from aiohttp import BodyPartReader
 
 from shared.assets import Asset, insert_asset
 from shared.errors import InvalidField, PayloadTooLarge, UnsupportedImage
-from shared.imaging import ALLOWED_FORMATS, probe, sniff_format
-from shared.storage import LocalStorage
+from shared.imaging import ALLOWED_FORMATS, ImageInfo, probe, sniff_format
+from shared.storage import Store
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CHUNK_BYTES = 64 * 1024
+SPOOL_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Upload:
-    data: bytes
+    """A received file, open at its start; the caller closes it."""
+
+    file: BinaryIO
+    size: int
     filename: str | None
     sha256: str
+
+    def close(self) -> None:
+        self.file.close()
+
+    @classmethod
+    def of_bytes(cls, data: bytes, filename: str | None = None) -> Upload:
+        return cls(io.BytesIO(data), len(data), filename, hashlib.sha256(data).hexdigest())
 
 
 async def read_file_part(part: BodyPartReader, *, max_bytes: int) -> Upload:
     """Read a multipart file part, counting bytes ourselves: client_max_size does not cover streamed parts."""
-    chunks: list[bytes] = []
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - the Upload owns and closes it
     size = 0
     digest = hashlib.sha256()
-    while chunk := await part.read_chunk(CHUNK_BYTES):
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"file is larger than the {max_bytes} byte limit", field="file")
-        digest.update(chunk)
-        chunks.append(chunk)
-    if size == 0:
-        raise InvalidField("file is empty", field="file")
-    return Upload(b"".join(chunks), part.filename, digest.hexdigest())
+    try:
+        while chunk := await part.read_chunk(CHUNK_BYTES):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"file is larger than the {max_bytes} byte limit", field="file")
+            digest.update(chunk)
+            if size > SPOOL_BYTES:  # on disk from here: keep the write off the event loop
+                await asyncio.to_thread(spool.write, chunk)
+            else:
+                spool.write(chunk)
+        if size == 0:
+            raise InvalidField("file is empty", field="file")
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return Upload(spool, size, part.filename, digest.hexdigest())  # type: ignore[arg-type]
 
 
 def display_name(filename: str | None) -> str | None:
@@ -49,21 +75,42 @@ def display_name(filename: str | None) -> str | None:
     return cleaned[:255] or None
 
 
-async def store_asset(pool: asyncpg.Pool, storage: LocalStorage, upload: Upload, *, max_pixels: int) -> Asset:
-    """Check the image, store the bytes under a generated key, then record the asset."""
-    if sniff_format(upload.data[:32]) is None:
+async def check_image(file: BinaryIO, *, max_pixels: int) -> ImageInfo:
+    """Recognise and fully decode the image (off the event loop): only a whole, accepted image passes."""
+    head = await asyncio.to_thread(_head, file)
+    if sniff_format(head) is None:
         allowed = ", ".join(sorted(ALLOWED_FORMATS.values()))
         raise UnsupportedImage(f"file is not an image we accept ({allowed})", field="file", code="unsupported_format")
-    info = await asyncio.get_running_loop().run_in_executor(None, lambda: probe(upload.data, max_pixels=max_pixels))
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: probe(file, max_pixels=max_pixels))
+
+
+def _head(file: BinaryIO) -> bytes:
+    file.seek(0)
+    head = file.read(32)
+    file.seek(0)
+    return head
+
+
+def stored_key(asset_id: uuid.UUID, info: ImageInfo) -> str:
+    return f"{asset_id}.{EXTENSIONS[info.format]}"
+
+
+async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, max_pixels: int) -> Asset:
+    """Check the image, store the bytes under a generated key, then record the asset."""
+    info = await check_image(upload.file, max_pixels=max_pixels)
     asset_id = uuid.uuid4()
-    key = f"{asset_id}.{EXTENSIONS[info.format]}"
-    await storage.put(key, upload.data)
+    key = stored_key(asset_id, info)
+    await storage.put_file(key, upload.file, upload.size)
+    return await record(pool, asset_id, info, upload, key)
+
+
+async def record(pool: asyncpg.Pool, asset_id: uuid.UUID, info: ImageInfo, upload: Upload, key: str) -> Asset:
     return await insert_asset(
         pool,
         asset_id=asset_id,
         filename=display_name(upload.filename),
         content_type=info.content_type,
-        size_bytes=len(upload.data),
+        size_bytes=upload.size,
         width=info.width,
         height=info.height,
         sha256=upload.sha256,

@@ -11,7 +11,7 @@ from services.worker.engines import Engine
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
 from shared.broker import Broker
-from shared.storage import LocalStorage
+from shared.storage import Store
 
 
 @dataclass
@@ -30,8 +30,8 @@ class WorkerContext:
     pool: asyncpg.Pool
     broker: Broker
     engine: Engine
-    uploads: LocalStorage
-    outputs: LocalStorage
+    uploads: Store
+    outputs: Store
     scheduler: TierScheduler
     stats: WorkerStats
 

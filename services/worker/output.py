@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 from services.worker.context import WorkerContext
 from services.worker.engines import EnhanceRequest, EnhanceResult
 from shared.assets import get_asset
-from shared.errors import PermanentEngineError, TransientEngineError
+from shared.errors import DependencyUnavailable, PermanentEngineError, TransientEngineError
 from shared.jobs import Job
 from shared.tracing import tracer
 
@@ -35,8 +37,15 @@ def output_key(job: Job, content_type: str) -> str:
 
 async def discard(ctx: WorkerContext, job: Job) -> None:
     """Remove what an interrupted attempt stored for a job that has now failed: it can never be served."""
-    for content_type in EXTENSIONS:
-        await asyncio.to_thread(ctx.outputs.path(output_key(job, content_type)).unlink, missing_ok=True)
+    await ctx.outputs.remove([output_key(job, content_type) for content_type in EXTENSIONS])
+
+
+@contextlib.contextmanager
+def _store_outage_is_transient() -> Iterator[None]:
+    try:
+        yield
+    except DependencyUnavailable as error:
+        raise TransientEngineError(error.message, code="storage_unavailable") from error
 
 
 async def _original(ctx: WorkerContext, job: Job) -> bytes:
@@ -44,7 +53,8 @@ async def _original(ctx: WorkerContext, job: Job) -> bytes:
     if asset is None:
         raise PermanentEngineError(f"asset {job.asset_id} no longer exists", code="asset_missing")
     try:
-        return await ctx.uploads.get(asset.storage_key)
+        with _store_outage_is_transient():
+            return await ctx.uploads.get(asset.storage_key)
     except FileNotFoundError as error:
         raise PermanentEngineError("the original photo is missing from storage", code="asset_missing") from error
 
@@ -82,7 +92,8 @@ async def produce(ctx: WorkerContext, job: Job) -> Produced:
     request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
     result = await _enhance(ctx, request)
     key = output_key(job, result.content_type)
-    await ctx.outputs.put(key, result.image)
+    with _store_outage_is_transient():
+        await ctx.outputs.put(key, result.image)
     return Produced(
         output_key=key,
         content_type=result.content_type,

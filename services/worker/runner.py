@@ -21,7 +21,7 @@ from shared import watchdog
 from shared.broker import Broker
 from shared.db import create_pool
 from shared.domain import Tier
-from shared.storage import LocalStorage
+from shared.storage import open_stores
 from shared.topology import Topology
 
 log = structlog.get_logger()
@@ -47,15 +47,14 @@ async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContex
         # Processes, not threads: image work is CPU-bound, and a hung engine must not hold the GIL.
         executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
-        outputs = LocalStorage(settings.outputs_dir)
-        await asyncio.to_thread(outputs.ensure_root)
+        stores = await stack.enter_async_context(open_stores(settings))
         yield WorkerContext(
             settings=settings,
             pool=pool,
             broker=broker,
             engine=create_engine(settings, executor),
-            uploads=LocalStorage(settings.uploads_dir),
-            outputs=outputs,
+            uploads=stores.uploads,
+            outputs=stores.outputs,
             scheduler=TierScheduler(settings.concurrency, premium_share=settings.premium_share),
             stats=WorkerStats(),
         )

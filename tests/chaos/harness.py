@@ -23,7 +23,7 @@ import asyncpg
 
 from shared.db import DATABASE_DOWN_ERRORS
 from shared.domain import Tier
-from shared.storage import TEMPORARY_SUFFIX
+from shared.storage.local import TEMPORARY_SUFFIX
 from shared.topology import RETRY_DELAYS_MS, Topology
 from tests.chaos import report
 from tests.chaos.load import Client

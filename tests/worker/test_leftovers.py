@@ -1,16 +1,21 @@
-"""What crashes leave on disk goes, and nothing else: recorded uploads, fresh files and live writes stay."""
+"""What crashes leave in storage goes, and nothing else: recorded uploads, fresh files and live writes stay."""
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from services.worker import leftovers
-from shared.storage import LocalStorage
+from shared.settings import BaseServiceSettings
+from shared.storage import Stores, open_stores
+from shared.storage.local import LocalStore
+from shared.storage.s3 import S3Store
 from tests.conftest import record_asset
 
 pytestmark = pytest.mark.integration
@@ -41,7 +46,7 @@ async def test_uploads_no_asset_names_go_once_an_hour_old(pool: asyncpg.Pool, st
     for key in ("recorded-old.jpg", "recorded-new.jpg"):
         await record_asset(pool, key)
 
-    await leftovers.clear_uploads(pool, LocalStorage(uploads))
+    await leftovers.clear_uploads(pool, LocalStore(uploads))
 
     assert _left(uploads) == {"recorded-old.jpg", "recorded-new.jpg", "unrecorded-new.jpg", "a-directory"}
 
@@ -53,7 +58,7 @@ async def test_half_written_uploads_go_and_live_writes_stay(
     _file(uploads, ".cut-short.jpg.k3x9.tmp", age_s=2 * HOUR)
     _file(uploads, ".being-written.jpg.p0q1.tmp")
 
-    await leftovers.clear_uploads(pool, LocalStorage(uploads))
+    await leftovers.clear_uploads(pool, LocalStore(uploads))
 
     assert _left(uploads) == {".being-written.jpg.p0q1.tmp"}
 
@@ -68,7 +73,7 @@ async def test_many_unrecorded_uploads_are_checked_in_batches(
         _file(uploads, f"kept-{n}.jpg", age_s=2 * HOUR)
         await record_asset(pool, f"kept-{n}.jpg")
 
-    removed = await leftovers.remove_unrecorded_uploads(pool, LocalStorage(uploads), older_than_s=HOUR)
+    removed = await leftovers.remove_unrecorded_uploads(pool, LocalStore(uploads), older_than_s=HOUR)
 
     assert sorted(removed) == [f"orphan-{n}.jpg" for n in range(5)]
     assert _left(uploads) == {f"kept-{n}.jpg" for n in range(5)}
@@ -80,6 +85,33 @@ async def test_half_written_outputs_go_after_the_given_age(storage_dirs: tuple[P
     _file(outputs, ".job-2.jpg.c3d4.tmp", age_s=100)
     _file(outputs, "job-3.jpg", age_s=7 * HOUR)  # a finished output is never a leftover
 
-    await leftovers.clear_outputs(LocalStorage(outputs), older_than_s=600)
+    await leftovers.clear_outputs(LocalStore(outputs), older_than_s=600)
 
     assert _left(outputs) == {".job-2.jpg.c3d4.tmp", "job-3.jpg"}
+
+
+@pytest.fixture
+async def s3_stores(s3_env: dict[str, str], storage_dirs: tuple[Path, Path]) -> AsyncIterator[Stores]:
+    settings = BaseServiceSettings(**{name.lower(): value for name, value in s3_env.items()})
+    async with open_stores(settings) as stores:
+        yield stores
+
+
+async def test_on_s3_unrecorded_uploads_and_unfinished_writes_go(pool: asyncpg.Pool, s3_stores: Stores) -> None:
+    uploads, outputs = s3_stores.uploads, s3_stores.outputs
+    assert isinstance(uploads, S3Store) and isinstance(outputs, S3Store)
+    for key in ("recorded.jpg", "unrecorded.jpg", f"{uuid.uuid4()}.incoming"):
+        await uploads.put(key, b"\xff\xd8 not much of a photo")
+    await record_asset(pool, "recorded.jpg")
+    for store, key in ((uploads, "cut-short.jpg"), (outputs, "job-1.jpg")):
+        await store._client.create_multipart_upload(Bucket=store.bucket, Key=store.object_key(key))
+
+    await leftovers.clear_uploads(pool, uploads, older_than_s=HOUR)  # all of it is too fresh to judge
+    assert len(await uploads.keys_older_than(-60)) == 3
+
+    await leftovers.clear_uploads(pool, uploads, older_than_s=-60)
+    await leftovers.clear_outputs(outputs, older_than_s=-60)
+
+    assert await uploads.keys_older_than(-60) == ["recorded.jpg"]
+    assert await uploads.remove_abandoned(older_than_s=-60) == []
+    assert await outputs.remove_abandoned(older_than_s=-60) == []

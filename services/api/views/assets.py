@@ -1,14 +1,22 @@
-"""Asset endpoints: upload an original photo."""
+"""Asset endpoints: upload an original photo through the api, or straight to the store and then complete it."""
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
-from services.api import keys
+from services.api import direct, keys
 from services.api.bodies import read_form
-from services.api.schemas import AssetEnvelope, AssetOut
+from services.api.schemas import AssetEnvelope, AssetOut, DirectUploadEnvelope, DirectUploadOut
 from services.api.uploads import store_asset
+from shared.assets import Asset
 from shared.errors import InvalidField, MalformedBody
+
+
+def _respond(asset: Asset, status: int) -> web.Response:
+    body = AssetEnvelope(asset=AssetOut.of(asset)).model_dump_json()
+    return web.json_response(text=body, status=status, headers={"Location": f"/assets/{asset.id}"})
 
 
 async def create_asset(request: web.Request) -> web.Response:
@@ -18,8 +26,40 @@ async def create_asset(request: web.Request) -> web.Response:
     form = await read_form(request, max_file_bytes=settings.max_upload_bytes)
     if form.file is None:
         raise InvalidField("file is required", field="file")
-    asset = await store_asset(
-        request.app[keys.POOL], request.app[keys.UPLOADS], form.file, max_pixels=settings.max_image_pixels
+    try:
+        asset = await store_asset(
+            request.app[keys.POOL], request.app[keys.UPLOADS], form.file, max_pixels=settings.max_image_pixels
+        )
+    finally:
+        form.file.close()
+    return _respond(asset, 201)
+
+
+async def offer_upload(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    asset_id, form = await direct.offer(request.app[keys.UPLOADS], max_bytes=settings.max_upload_bytes)
+    upload = DirectUploadOut(
+        asset_id=asset_id,
+        url=form.url,
+        fields=form.fields,
+        max_bytes=settings.max_upload_bytes,
+        expires_in_s=form.expires_s,
+        complete_url=f"/assets/{asset_id}/complete",
     )
-    body = AssetEnvelope(asset=AssetOut.of(asset)).model_dump_json()
-    return web.json_response(text=body, status=201, headers={"Location": f"/assets/{asset.id}"})
+    return web.json_response(text=DirectUploadEnvelope(upload=upload).model_dump_json(), status=201)
+
+
+async def complete_upload(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    try:
+        asset_id = uuid.UUID(request.match_info["asset_id"])
+    except ValueError as error:
+        raise InvalidField("asset id is not a UUID", field="asset_id") from error
+    asset, created = await direct.complete(
+        request.app[keys.POOL],
+        request.app[keys.UPLOADS],
+        asset_id,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+    )
+    return _respond(asset, 201 if created else 200)

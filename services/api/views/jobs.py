@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -10,13 +11,14 @@ from services.api import keys
 from services.api.bodies import parse_model, read_form, read_json
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import find_replay, fingerprint, submit
-from services.api.uploads import store_asset
+from services.api.uploads import Upload, store_asset
 from shared import jobs, outbox, transitions
 from shared.broker import event_message
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
 from shared.events import JobCanceled, make_event
 from shared.jobs import Job
+from shared.storage.local import LocalStore
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -48,18 +50,9 @@ def _respond(job: Job, status: int) -> web.Response:
     return web.json_response(text=body, status=status, headers={"Location": f"/jobs/{job.id}"})
 
 
-async def create_job(request: web.Request) -> web.Response:
-    """Accept a job from a multipart form (optionally with the `file` itself) or a JSON body."""
+async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload | None) -> web.Response:
     settings, pool = request.app[keys.SETTINGS], request.app[keys.POOL]
     key = _idempotency_key(request)
-    if request.content_type == "multipart/form-data":
-        form = await read_form(request, max_file_bytes=settings.max_upload_bytes)
-        fields: dict[str, object] = dict(form.fields)
-        upload = form.file
-    elif request.content_type == "application/json":
-        fields, upload = await read_json(request), None
-    else:
-        raise MalformedBody("send multipart/form-data or application/json")
     job_request = parse_model(JobCreate, fields)
     if upload is not None and job_request.asset_id is not None:
         raise InvalidField("send either asset_id or file, not both", field="asset_id")
@@ -72,6 +65,21 @@ async def create_job(request: web.Request) -> web.Response:
         job_request = job_request.model_copy(update={"asset_id": asset.id})
     submission = await submit(pool, request.app[keys.BROKER], job_request, key=key, print_=print_)
     return _respond(submission.job, 202)
+
+
+async def create_job(request: web.Request) -> web.Response:
+    """Accept a job from a multipart form (optionally with the `file` itself) or a JSON body."""
+    if request.content_type == "multipart/form-data":
+        settings = request.app[keys.SETTINGS]
+        form = await read_form(request, max_file_bytes=settings.max_upload_bytes)
+        try:
+            return await _accept(request, dict(form.fields), form.file)
+        finally:
+            if form.file is not None:
+                form.file.close()
+    if request.content_type == "application/json":
+        return await _accept(request, await read_json(request), None)
+    raise MalformedBody("send multipart/form-data or application/json")
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -92,9 +100,12 @@ async def get_output(request: web.Request) -> web.StreamResponse:
     job = await load_job(request)
     if job.status is not JobStatus.SUCCEEDED or job.output_key is None:
         raise Conflict(f"job is {job.status.value}; it has no output yet", field="job_id")
-    path = request.app[keys.OUTPUTS].path(job.output_key)
-    headers = {"Content-Type": job.output_content_type or "application/octet-stream"}
-    return web.FileResponse(path, headers=headers)
+    store, content_type = request.app[keys.OUTPUTS], job.output_content_type or "application/octet-stream"
+    url = await store.download_url(job.output_key, content_type=content_type)
+    if url is not None:  # the store serves the bytes; the link expires, so no cache may keep it
+        return web.Response(status=307, headers={"Location": url, "Cache-Control": "no-store"})
+    assert isinstance(store, LocalStore)  # the one store without URLs of its own
+    return web.FileResponse(store.path(job.output_key), headers={"Content-Type": content_type})
 
 
 async def cancel_job(request: web.Request) -> web.Response:
