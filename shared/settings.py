@@ -38,6 +38,20 @@ class BaseServiceSettings(BaseSettings):
     otel_exporter_otlp_traces_endpoint: str | None = None
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=200)
+    # How long a service start waits for PostgreSQL and RabbitMQ to answer before giving up.
+    startup_timeout: float = Field(default=60.0, gt=0, le=3600)
+
+
+class HttpServiceSettings(BaseServiceSettings):
+    """A service that serves HTTP: the api (port 8000) and the monitor (8001) set their own default port."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class StorageSettings(BaseServiceSettings):
+    """A service that reads or writes photos (the api and the workers): where they live."""
+
     # Where originals and outputs live: local directories (one machine) or an S3-compatible bucket.
     storage: Literal["local", "s3"] = "local"
     uploads_dir: Path = Path("var/uploads")
@@ -57,11 +71,9 @@ class BaseServiceSettings(BaseSettings):
     s3_multipart_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=512 * MIB)
     # How long a presigned download or upload stays valid.
     presigned_url_expires_s: int = Field(default=300, ge=10, le=7 * 24 * 3600)
-    # How long a service start waits for PostgreSQL and RabbitMQ to answer before giving up.
-    startup_timeout: float = Field(default=60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
-    def _storage_can_work(self) -> BaseServiceSettings:
+    def _storage_can_work(self) -> StorageSettings:
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("S3_BUCKET is required when STORAGE=s3")
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
@@ -72,13 +84,6 @@ class BaseServiceSettings(BaseSettings):
                 "set STORAGE=s3, or ALLOW_LOCAL_STORAGE=true for a single-machine deploy"
             )
         return self
-
-
-class HttpServiceSettings(BaseServiceSettings):
-    """A service that serves HTTP: the api (port 8000) and the monitor (8001) set their own default port."""
-
-    host: str = "0.0.0.0"
-    port: int = Field(default=8000, ge=1, le=65535)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from services.monitor.settings import MonitorSettings
+from shared.settings import StorageSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,3 +54,47 @@ def test_the_openai_engine_needs_its_key() -> None:
 
     assert result.returncode != 0
     assert result.stderr.strip() == "luster: invalid configuration: OPENAI_API_KEY is required when ENGINE=openai"
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_production_refuses_local_storage_in_one_line(service: str) -> None:
+    result = _start(service, ENVIRONMENT="production", STORAGE="local")
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "luster: invalid configuration: STORAGE=local in production: services on separate machines share no disk; "
+        "set STORAGE=s3, or ALLOW_LOCAL_STORAGE=true for a single-machine deploy"
+    )
+
+
+def test_the_monitor_reads_no_photos_so_needs_no_store() -> None:
+    assert not {"storage", "uploads_dir", "s3_bucket"} & MonitorSettings.model_fields.keys()
+
+
+def test_a_single_machine_production_deploy_may_keep_local_storage() -> None:
+    settings = StorageSettings(environment="production", storage="local", allow_local_storage=True)
+
+    assert settings.storage == "local"
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"STORAGE": "s3"}, "S3_BUCKET is required when STORAGE=s3"),
+        (
+            {"STORAGE": "s3", "S3_BUCKET": "photos", "AWS_ACCESS_KEY_ID": "AKIA-only-half"},
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither",
+        ),
+        ({"STORAGE": "s3", "S3_BUCKET": "Not_A_Bucket"}, "S3_BUCKET: String should match pattern"),
+        ({"STORAGE": "s3", "S3_BUCKET": "photos", "S3_ENDPOINT_URL": "ftp://store"}, "S3_ENDPOINT_URL: URL scheme"),
+        ({"STORAGE": "s3", "S3_BUCKET": "photos", "S3_MULTIPART_BYTES": "1024"}, "S3_MULTIPART_BYTES: Input should"),
+        ({"STORAGE": "tape"}, "STORAGE: Input should be 'local' or 's3'"),
+    ],
+)
+def test_bad_storage_settings_stop_the_service_naming_them(env: dict[str, str], line: str) -> None:
+    result = _start("api", **env)
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"luster: invalid configuration: {line}"), lines[0]

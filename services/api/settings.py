@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import HttpServiceSettings
+from shared.settings import HttpServiceSettings, StorageSettings
 
 
-class ApiSettings(HttpServiceSettings):
+class ApiSettings(HttpServiceSettings, StorageSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # Well under Pillow's own bomb threshold (89 M pixels); a 48 MP camera frame still fits.
     max_image_pixels: int = Field(default=50_000_000, ge=1)

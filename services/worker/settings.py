@@ -11,14 +11,14 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.worker.faults import Faults
-from shared.settings import BaseServiceSettings
+from shared.settings import StorageSettings
 
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class WorkerSettings(BaseServiceSettings):
+class WorkerSettings(StorageSettings):
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
     concurrency: int = Field(default=2, ge=1, le=64)
     # When both tiers wait, this many premium jobs start for each free one.

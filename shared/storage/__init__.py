@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from shared.settings import BaseServiceSettings
+from shared.settings import StorageSettings
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
@@ -81,7 +81,7 @@ class Stores:
 
 
 @contextlib.asynccontextmanager
-async def open_stores(settings: BaseServiceSettings) -> AsyncIterator[Stores]:
+async def open_stores(settings: StorageSettings) -> AsyncIterator[Stores]:
     """The process's two storage areas, on the backend `settings.storage` names."""
     if settings.storage == "s3":
         from shared.storage.s3 import open_s3_stores  # the SDK loads only where it is used

@@ -19,7 +19,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.errors import Conflict, DependencyUnavailable
-from shared.settings import BaseServiceSettings
+from shared.settings import StorageSettings
 from shared.storage import PresignedUpload, StoredObject, Stores, checked_key
 from shared.tracing import tracer
 
@@ -194,7 +194,7 @@ class S3Store:
         return PresignedUpload(url=form["url"], fields=dict(form["fields"]), expires_s=self.expires_s)
 
 
-def _client_options(settings: BaseServiceSettings, endpoint: str | None) -> dict[str, Any]:
+def _client_options(settings: StorageSettings, endpoint: str | None) -> dict[str, Any]:
     credentials = {}
     if settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None:
         credentials = {
@@ -214,7 +214,7 @@ def _client_options(settings: BaseServiceSettings, endpoint: str | None) -> dict
 
 
 @contextlib.asynccontextmanager
-async def open_s3_stores(settings: BaseServiceSettings) -> AsyncIterator[Stores]:
+async def open_s3_stores(settings: StorageSettings) -> AsyncIterator[Stores]:
     assert settings.s3_bucket is not None  # the settings refuse STORAGE=s3 without one
     endpoint = str(settings.s3_endpoint_url).rstrip("/") if settings.s3_endpoint_url else None
     public = str(settings.s3_public_endpoint_url).rstrip("/") if settings.s3_public_endpoint_url else endpoint

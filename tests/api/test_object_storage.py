@@ -14,7 +14,7 @@ from aiohttp import FormData
 from PIL import Image
 
 from services.api.settings import ApiSettings
-from shared.settings import BaseServiceSettings
+from shared.settings import StorageSettings
 from shared.storage import Stores, open_stores
 from shared.storage.s3 import S3Store
 from tests.api.conftest import ApiFactory, Client, JobWaiter, Submitter, Uploader, WorkerFactory, table_counts
@@ -28,14 +28,14 @@ MIB = 1024 * 1024
 def s3(s3_env: dict[str, str]) -> dict[str, Any]:
     """Settings overrides that put a service on this test's bucket; parts of 5 MiB."""
     raw = {name.lower(): value for name, value in s3_env.items()} | {"s3_multipart_bytes": 5 * MIB}
-    validated = BaseServiceSettings(**raw)  # overrides reach the services unvalidated (model_copy)
+    validated = StorageSettings(**raw)  # overrides reach the services unvalidated (model_copy)
     return {name: getattr(validated, name) for name in raw}
 
 
 @pytest.fixture
 async def bucket(s3: dict[str, Any]) -> AsyncIterator[Stores]:
     """The test's own view of the bucket the api writes to."""
-    async with open_stores(BaseServiceSettings(**s3)) as stores:
+    async with open_stores(StorageSettings(**s3)) as stores:
         yield stores
 
 
@@ -214,7 +214,7 @@ async def test_on_local_storage_direct_uploads_are_refused_with_the_way_that_wor
 async def test_the_api_answers_503_when_the_store_does_not(
     api_factory: ApiFactory, photo: bytes, pool: asyncpg.Pool, s3: dict[str, Any]
 ) -> None:
-    nowhere = BaseServiceSettings(s3_endpoint_url="http://127.0.0.1:9").s3_endpoint_url
+    nowhere = StorageSettings(s3_endpoint_url="http://127.0.0.1:9").s3_endpoint_url
     api = await api_factory(**(s3 | {"s3_endpoint_url": nowhere}))
     form = FormData()
     form.add_field("file", photo, filename="house.jpg", content_type="image/jpeg")

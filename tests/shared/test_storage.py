@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from shared.errors import Conflict
-from shared.settings import BaseServiceSettings
+from shared.settings import StorageSettings
 from shared.storage import Store, open_stores
 from shared.storage.local import TEMPORARY_SUFFIX, LocalStore
 from shared.storage.s3 import S3Store
@@ -31,7 +31,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "s3":
         env = request.getfixturevalue("s3_env")
         overrides |= {name.lower(): value for name, value in env.items()} | {"s3_multipart_bytes": PART}
-    async with open_stores(BaseServiceSettings(**overrides)) as stores:
+    async with open_stores(StorageSettings(**overrides)) as stores:
         yield stores.uploads
 
 
