@@ -228,3 +228,15 @@ async def test_the_api_answers_503_when_the_store_does_not(
 
 def test_settings_accept_the_bucket(s3: dict[str, Any]) -> None:
     assert ApiSettings(**s3).storage == "s3"
+
+
+async def test_a_worker_that_cannot_reach_the_store_retries_then_fails_naming_it(
+    upload: Uploader, submit: Submitter, wait_for_job: JobWaiter, worker: WorkerFactory, s3: dict[str, Any]
+) -> None:
+    nowhere = StorageSettings(s3_endpoint_url="http://127.0.0.1:9").s3_endpoint_url
+    await worker(**(s3 | {"s3_endpoint_url": nowhere}), max_attempts=2)
+    asset = await upload()
+
+    job = await wait_for_job((await submit(asset["id"]))["id"], within=60)
+
+    assert (job["status"], job["attempts"], job["error"]["code"]) == ("failed", 2, "storage_unavailable")
