@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 all: lint typecheck test
 
-$(STAMP): requirements.lock pyproject.toml
+# Both locks, hash-checked: the runtime one (all the image gets) and the development one (a superset, same pins).
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --require-hashes -r requirements.lock -r requirements-dev.lock
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -57,8 +57,12 @@ chaos: venv services
 	@status=0; CHAOS_JOBS=200 CHAOS_BACKLOG_JOBS=2000 $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider || status=$$?; \
 	CHAOS_JOBS=200 $(PY) -m tests.chaos.report --update-docs --quiet; exit $$status
 
+## Re-resolve both locks from pyproject.toml (pins already in them are kept where they still fit).
+COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links
 lock: venv
-	$(PY) -m pip freeze --exclude-editable | grep -v '^luster' > requirements.lock
+	$(COMPILE) --output-file requirements.lock pyproject.toml
+	$(COMPILE) --allow-unsafe --extra dev --constraint requirements.lock --output-file requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

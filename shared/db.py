@@ -20,6 +20,7 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 # Anything a single statement can run on, including the pool itself.
 Queryable: TypeAlias = "Connection | asyncpg.Pool[asyncpg.Record]"
 
+
 class LusterConnection(asyncpg.Connection):
     """Released to the pool without a reset query.
 
@@ -80,9 +81,7 @@ async def create_pool(
             connection_class=LusterConnection,
         )
 
-    return await retry_until_ready(
-        attempt, what="postgresql", give_up_after=startup_timeout, retry_on=STARTING_ERRORS
-    )
+    return await retry_until_ready(attempt, what="postgresql", give_up_after=startup_timeout, retry_on=STARTING_ERRORS)
 
 
 def split_database(dsn: str) -> tuple[str, str]:

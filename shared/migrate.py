@@ -1,10 +1,12 @@
-"""`python -m shared.migrate`: create the database when missing and bring its schema to head."""
+"""`python -m shared.migrate`: create the database when missing and bring its schema to head, one runner at a time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 
@@ -12,6 +14,9 @@ from shared.db import ensure_database
 from shared.settings import BaseServiceSettings, load_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Every release of every service runs this as its pre-deploy step, so two may start at once; this key
+# (b"luster:m" as a bigint) names the one session-level advisory lock they queue on, per database.
+MIGRATION_LOCK = 0x6C75_7374_6572_3A6D
 
 
 def alembic_config(dsn: str) -> Config:
@@ -25,10 +30,31 @@ def alembic_config(dsn: str) -> Config:
     return config
 
 
+async def _ensure_database(dsn: str) -> None:
+    # Two first runs against a missing database both try CREATE DATABASE; the loser's is no failure.
+    with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        await ensure_database(dsn)
+
+
+async def _upgrade_under_lock(dsn: str) -> None:
+    await _ensure_database(dsn)
+    # A connection of its own holds the lock: a session lock dies with its session, so a runner killed
+    # mid-migration never leaves the next one waiting forever (its transaction rolls back too).
+    connection = await asyncpg.connect(dsn)
+    try:
+        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK):
+            print("luster: another migration is running; waiting for it to finish", flush=True)
+            await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        # Alembic's env.py runs its own event loop, so the upgrade gets a thread while this loop keeps the lock.
+        await asyncio.to_thread(command.upgrade, alembic_config(dsn), "head")
+        await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    finally:
+        await connection.close()
+
+
 def migrate(dsn: str) -> None:
     """Blocking: call from a thread when an event loop is already running."""
-    asyncio.run(ensure_database(dsn))
-    command.upgrade(alembic_config(dsn), "head")
+    asyncio.run(_upgrade_under_lock(dsn))
 
 
 def main() -> None:

@@ -1,0 +1,123 @@
+"""Migrations under the advisory lock: concurrent runs queue, and each leaves the schema at head."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from alembic.script import ScriptDirectory
+
+from shared.db import ensure_database
+from shared.migrate import MIGRATION_LOCK, alembic_config
+from tests.conftest import DATABASE_URL
+from tests.deploy.launch import scratch_database
+from tests.system.processes import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def fresh_dsn() -> AsyncIterator[str]:
+    async with scratch_database(DATABASE_URL, "migrate") as dsn:
+        yield dsn
+
+
+def _start_migration(dsn: str) -> subprocess.Popen[str]:
+    """`python -m shared.migrate` as a release's pre-deploy step runs it."""
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "shared.migrate"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+async def _finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    output, _ = await asyncio.to_thread(process.communicate, timeout=120)
+    return process.returncode, output
+
+
+async def _revision(dsn: str) -> str | None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        if await connection.fetchval("SELECT to_regclass('alembic_version')") is None:
+            return None
+        revision: str | None = await connection.fetchval("SELECT version_num FROM alembic_version")
+        return revision
+    finally:
+        await connection.close()
+
+
+def _head(dsn: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(dsn)).get_current_head()
+
+
+async def _waiting_on_lock(connection: asyncpg.Connection) -> int:
+    """Sessions of this database queued on the migration lock (a bigint key is split into classid/objid)."""
+    count: int = await connection.fetchval(
+        """
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'advisory' AND NOT granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND classid::bigint = ($1::bigint >> 32) AND objid::bigint = ($1::bigint & 4294967295)
+        """,
+        MIGRATION_LOCK,
+    )
+    return count
+
+
+async def test_two_migrations_at_once_on_a_missing_database_both_succeed(fresh_dsn: str) -> None:
+    first, second = _start_migration(fresh_dsn), _start_migration(fresh_dsn)
+
+    results = await asyncio.gather(_finish(first), _finish(second))
+
+    for code, output in results:
+        assert code == 0, output
+        assert "is at the schema head" in output
+    assert await _revision(fresh_dsn) == _head(fresh_dsn)
+
+
+async def test_a_migration_waits_while_another_holds_the_lock(fresh_dsn: str) -> None:
+    await ensure_database(fresh_dsn)
+    holder = await asyncpg.connect(fresh_dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        migration = _start_migration(fresh_dsn)
+        deadline = time.monotonic() + 60
+        while await _waiting_on_lock(holder) == 0:
+            assert migration.poll() is None, migration.communicate()[0]
+            assert time.monotonic() < deadline, "the migration never queued on the lock"
+            await asyncio.sleep(0.1)
+
+        assert migration.poll() is None
+        assert await _revision(fresh_dsn) is None  # not a table created while the lock is held elsewhere
+
+        await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        code, output = await _finish(migration)
+    finally:
+        await holder.close()
+
+    assert code == 0, output
+    assert "another migration is running; waiting for it to finish" in output
+    assert await _revision(fresh_dsn) == _head(fresh_dsn)
+
+
+async def test_a_migration_killed_holding_the_lock_does_not_block_the_next(fresh_dsn: str) -> None:
+    await ensure_database(fresh_dsn)
+    holder = await asyncpg.connect(fresh_dsn)
+    await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    holder.terminate()  # as a pre-deploy container killed mid-run: the session, and with it the lock, ends
+
+    code, output = await _finish(_start_migration(fresh_dsn))
+
+    assert code == 0, output
+    assert await _revision(fresh_dsn) == _head(fresh_dsn)
