@@ -1,20 +1,34 @@
 """Test-only fault injection: off unless `LUSTER_FAULTS` names faults and their probabilities.
 
-    LUSTER_FAULTS=kill_after_output:0.2,kill_after_commit:0.2,engine_hang:1.0,engine_transient:0.3
+    LUSTER_FAULTS=kill_after_output:0.2,kill_after_commit:0.2,kill_during_output:0.3,engine_hang:1.0
 
 The kill points SIGKILL the worker (no cleanup, no ack, as a crash or an OOM kill would); the engine
-faults are applied by `engines/faulty.py`. The fault-injection suite (`tests/chaos/`) sets them.
+faults are applied by `engines/faulty.py`. `kill_during_output` needs `STORAGE=s3`: it hooks the
+output store's client so that a PutObject SIGKILLs the worker half-way through sending its body.
+The fault-injection suite (`tests/chaos/`) sets them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import structlog
+
+if TYPE_CHECKING:
+    from shared.storage import Store
 
 KillPoint = Literal["after_output", "after_commit"]
+HOOK_ID = "luster-fault-kill-during-output"
+FLUSH_PAUSE_S = 0.05  # lets the event loop hand the first half to the socket before the kill
+
+log = structlog.get_logger()
 
 
 def happens(probability: float) -> bool:
@@ -27,6 +41,7 @@ class Faults:
 
     kill_after_output: float = 0.0  # the output is stored, the job row not yet updated
     kill_after_commit: float = 0.0  # the outcome is committed, the message not yet acked
+    kill_during_output: float = 0.0  # half the output's bytes are on their way to the store
     engine_hang: float = 0.0  # the engine never answers (the worker's JOB_TIMEOUT must end it)
     engine_transient: float = 0.0  # the engine fails with a transient error
 
@@ -53,3 +68,49 @@ class Faults:
         """SIGKILL this process with the probability configured for `point`."""
         if happens(getattr(self, f"kill_{point}")):
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def arm_output_kill(self, outputs: Store) -> None:
+        """Hook `kill_during_output` into the output store's S3 client; nothing when it is not configured.
+
+        Idempotent (botocore keeps one handler per id), so the worker may call it before every write.
+        """
+        if self.kill_during_output <= 0:
+            return
+        from shared.storage.s3 import S3Store  # the SDK loads only where the fault is used
+
+        if not isinstance(outputs, S3Store):
+            raise TypeError("the kill_during_output fault needs STORAGE=s3")
+        # The store keeps its client to itself; only this test hook reaches for it.
+        hook = _OutputKill(f"/{outputs.prefix}", self.kill_during_output)
+        outputs._client.meta.events.register("before-send.s3.PutObject", hook, unique_id=HOOK_ID)
+
+
+@dataclass(frozen=True)
+class _OutputKill:
+    """A botocore `before-send` handler: with its probability, swaps an output PUT's body for one that
+    sends the first half and then SIGKILLs the process, while the request is on the wire."""
+
+    area: str  # `/<prefix>outputs/`, in the request's path whether the bucket is in the path or the host
+    probability: float
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        if self.area not in urlsplit(request.url).path or not happens(self.probability):
+            return
+        body = request.body
+        data = body if isinstance(body, bytes) else _read_whole(body)
+        request.body = _half_then_kill(data, request.url)
+
+
+def _read_whole(body: Any) -> bytes:
+    body.seek(0)
+    data: bytes = body.read()
+    return data
+
+
+async def _half_then_kill(data: bytes, url: str) -> AsyncIterator[bytes]:
+    half = len(data) // 2
+    yield data[:half]
+    await asyncio.sleep(FLUSH_PAUSE_S)
+    log.warning("fault.kill_during_output", sent=half, of=len(data), url=url)
+    os.kill(os.getpid(), signal.SIGKILL)
+    yield data[half:]  # never sent: the process is gone

@@ -47,12 +47,9 @@ def exclusive() -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
     return functools.partial(servers.exclusive, AMQP_URL, DATABASE_URL)
 
 
-@pytest.fixture
-async def chaos(
-    request: pytest.FixtureRequest,
-    service_env: dict[str, str],  # the base; chaos_env adds the chaos settings
-    pool: asyncpg.Pool,
-    topology: Topology,
+@contextlib.asynccontextmanager
+async def _harness(
+    request: pytest.FixtureRequest, env: dict[str, str], pool: asyncpg.Pool, topology: Topology
 ) -> AsyncIterator[Chaos]:
     await pool.execute("TRUNCATE workers")
     doc = (request.function.__doc__ or request.node.name).strip()
@@ -61,7 +58,7 @@ async def chaos(
     harness = Chaos(
         doc.splitlines()[0].rstrip("."),
         size=SIZE,
-        env=chaos_env(service_env, SIZE),
+        env=chaos_env(env, SIZE),
         log_dir=log_dir,
         pool=pool,
         topology=topology,
@@ -73,6 +70,30 @@ async def chaos(
     finally:
         await harness.close()
         harness.record_unfinished("the scenario stopped before its verdict (see the test's error)")
+
+
+@pytest.fixture
+async def chaos(
+    request: pytest.FixtureRequest,
+    service_env: dict[str, str],  # the base; chaos_env adds the chaos settings
+    pool: asyncpg.Pool,
+    topology: Topology,
+) -> AsyncIterator[Chaos]:
+    async with _harness(request, service_env, pool, topology) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def bucket_chaos(
+    request: pytest.FixtureRequest,
+    service_env: dict[str, str],
+    s3_env: dict[str, str],  # a fresh bucket of this scenario's own on the session's S3 server
+    pool: asyncpg.Pool,
+    topology: Topology,
+) -> AsyncIterator[Chaos]:
+    """The harness with every service on `STORAGE=s3`: uploads and outputs live only in the bucket."""
+    async with _harness(request, {**service_env, **s3_env}, pool, topology) as harness:
+        yield harness
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -23,14 +23,15 @@ import asyncpg
 
 from shared.db import DATABASE_DOWN_ERRORS
 from shared.domain import Tier
-from shared.storage.local import TEMPORARY_SUFFIX
 from shared.topology import RETRY_DELAYS_MS, Topology
 from tests.chaos import report
 from tests.chaos.load import Client
 from tests.chaos.queues import BrokerProbe, work_and_retry_queues
 from tests.chaos.size import Size
 from tests.chaos.stack import Exit, Managed, Stack, wait_http
-from tests.chaos.verdict import TERMINAL, Result, entries, measure
+from tests.chaos.stores import stored_for
+from tests.chaos.verdict import TERMINAL, Expected, Result, complete_outputs, measure
+from tests.conftest import bearer
 
 
 class Chaos:
@@ -55,8 +56,8 @@ class Chaos:
         self.pool = pool
         self.topology = topology
         self.photo = photo
-        self.outputs_dir = Path(env["OUTPUTS_DIR"])
         self.uploads_dir = Path(env["UPLOADS_DIR"])
+        self.stored = stored_for(env)  # OUTPUTS_DIR, or the bucket when the services run with STORAGE=s3
         self.stack = Stack(env, log_dir, self._on_exit)
         self.probe = BrokerProbe(amqp_url, topology, name=scenario)
         self.result = Result(scenario, jobs=0, size=size.label)
@@ -104,7 +105,8 @@ class Chaos:
             await wait_http(self.stack.services["monitor"], healthy=False)
         if workers:
             await self.workers_consuming(workers)
-        self._client = Client(api.url, self.photo, prefix=self.scenario.split(".")[0])
+        headers = await bearer(self.pool, owner=f"chaos-{self.topology.prefix}")
+        self._client = Client(api.url, self.photo, headers=headers, prefix=self.scenario.split(".")[0])
         await self._client.create_asset()
 
     def start_workers(self, count: int, *, env: dict[str, str] | None = None, restart: bool = True) -> list[Managed]:
@@ -244,7 +246,7 @@ class Chaos:
         """No message waiting in a work or retry queue, none left in the outbox, no write left unfinished."""
         states = await self.probe.try_states(work_and_retry_queues(self.topology))
         unpublished = await self.query("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        unfinished = [name for name in entries(self.outputs_dir) if name.endswith(TEMPORARY_SUFFIX)]
+        unfinished = await self.stored.unfinished_outputs()
         return states is not None and not any(state.messages for state in states) and not unpublished and not unfinished
 
     async def finish(self) -> Result:
@@ -260,7 +262,8 @@ class Chaos:
             self.result.notes["unclean_exits"] = unclean
         if self.fault_end is None and self.result.recover_s is None:
             self.fault_end = await self._last_retry()
-        await measure(self.pool, self.result, self.client.ledger, self.outputs_dir, fault_end=self.fault_end)
+        outputs = await self.stored.outputs()
+        await measure(self.pool, self.result, self.client.ledger, outputs, fault_end=self.fault_end)
         states = await self.probe.try_states(work_and_retry_queues(self.topology))
         self.result.queued_messages = sum(s.messages for s in states) if states is not None else -1
         dead = await self.probe.try_states([self.topology.dead_letter_queue])
@@ -287,6 +290,10 @@ class Chaos:
         )
         return None if last is None else float(last.timestamp())
 
+    async def complete_outputs(self, expected: Expected) -> list[str]:
+        """After `finish`: read every succeeded job's output back whole (see verdict.complete_outputs)."""
+        return await complete_outputs(self.pool, self.result, self.stored, expected=expected)
+
     def conclude(self) -> None:
         """Record this scenario's row of the results table, then assert every guarantee."""
         violations = self.result.violations()
@@ -309,3 +316,4 @@ class Chaos:
             task.cancel()
         await asyncio.gather(*self._loads, return_exceptions=True)
         await self.probe.close()
+        await self.stored.close()

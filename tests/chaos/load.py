@@ -68,9 +68,18 @@ def job_body(index: int, asset_id: str) -> dict[str, Any]:
 class Client:
     """Submits to one API base URL; the API behind it may die and come back on the same port."""
 
-    def __init__(self, base_url: str, photo: bytes, *, concurrency: int = 8, prefix: str = "chaos") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        photo: bytes,
+        *,
+        headers: dict[str, str] | None = None,
+        concurrency: int = 8,
+        prefix: str = "chaos",
+    ) -> None:
         self.base_url = base_url
         self.photo = photo
+        self.headers = headers or {}  # the API key every request carries
         self.ledger = Ledger()
         self._slots = asyncio.Semaphore(concurrency)
         self._prefix = f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -78,7 +87,9 @@ class Client:
 
     async def create_asset(self) -> str:
         """One uploaded photo that every asset_id job refers to."""
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
+        async with aiohttp.ClientSession(
+            headers=self.headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+        ) as session:
             deadline = time.monotonic() + 120
             while True:
                 form = aiohttp.FormData()
@@ -101,7 +112,9 @@ class Client:
         ]
         self.ledger.submissions.extend(batch)
         gap = over_s / count if count else 0.0
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
+        async with aiohttp.ClientSession(
+            headers=self.headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+        ) as session:
             tasks = []
             for position, submission in enumerate(batch):
                 tasks.append(asyncio.create_task(self._until_accepted(session, submission, delay=position * gap)))

@@ -1,28 +1,37 @@
-"""Measuring a scenario after its drain: the client's records against PostgreSQL, RabbitMQ and the disk.
+"""Measuring a scenario after its drain: the client's records against PostgreSQL, RabbitMQ and storage.
 
 accepted        jobs the API acknowledged with a 202, from the client's own records
 lost            accepted jobs that are not terminal (or do not exist) after the drain
 succeeded twice jobs with more than one job_events row moving them to `succeeded`
-dup. outputs    files in OUTPUTS_DIR beyond one per succeeded job (leftover temp files included)
+dup. outputs    outputs beyond one per succeeded job: files in OUTPUTS_DIR (leftover temp files included),
+                or objects under outputs/ in the bucket (an object of a job that did not succeed included)
 stuck           jobs of the scenario in a non-terminal status
 backward moves  job_events rows that break the state machine (shared.domain.TRANSITIONS, retry edge included)
 queued messages ready messages left in the work and retry queues
 key mismatches  keys whose job in PostgreSQL is not the one the client was told, or jobs nobody acknowledged
+
+Where a scenario asks (`complete_outputs`), also:
+incomplete      succeeded jobs whose output is not, byte for byte, what the engine made for that job
+unfinished      writes begun and never finished or cleared away (temp files, multipart uploads)
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
+import io
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from PIL import Image
 
 from shared.domain import TERMINAL_STATUSES, TRANSITIONS, JobStatus
 from tests.chaos.load import Ledger
+from tests.chaos.stores import Stored, entries
 
 TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
@@ -39,6 +48,8 @@ class Result:
     succeeded_twice: int = 0
     duplicate_outputs: int = 0
     missing_outputs: int = 0
+    incomplete_outputs: int = 0
+    unfinished_writes: int = 0
     stuck: int = 0
     backward_moves: int = 0
     queued_messages: int = 0
@@ -64,6 +75,8 @@ class Result:
             "succeeded twice": self.succeeded_twice,
             "duplicate outputs": self.duplicate_outputs,
             "missing outputs": self.missing_outputs,
+            "incomplete outputs": self.incomplete_outputs,
+            "unfinished writes": self.unfinished_writes,
             "stuck": self.stuck,
             "backward moves": self.backward_moves,
             "messages left in work/retry queues": self.queued_messages,
@@ -102,20 +115,15 @@ def backward_moves(events: list[asyncpg.Record]) -> list[str]:
     return bad
 
 
-def entries(outputs_dir: Path) -> set[str]:
-    """Every entry of the directory, hidden temporary files included."""
-    return set(os.listdir(outputs_dir)) if outputs_dir.exists() else set()
-
-
 async def measure(
     pool: asyncpg.Pool,
     result: Result,
     ledger: Ledger,
-    outputs_dir: Path,
+    outputs: set[str],
     *,
     fault_end: float | None,
 ) -> Result:
-    """Fill `result` from PostgreSQL, the disk and the client's ledger (queues are measured by the caller)."""
+    """Fill `result` from PostgreSQL, the stored `outputs` and the client's ledger (the caller measures queues)."""
     jobs = await pool.fetch("SELECT id::text, idempotency_key, status, output_key FROM jobs")
     events = await pool.fetch(
         "SELECT job_id::text, type, from_status, to_status, created_at FROM job_events ORDER BY id"
@@ -131,7 +139,7 @@ async def measure(
     successes = Counter(event["job_id"] for event in events if event["to_status"] == JobStatus.SUCCEEDED.value)
     result.succeeded_twice = sum(1 for n in successes.values() if n > 1)
     result.retries = sum(1 for event in events if event["type"] == "job.retrying")
-    _outputs(result, jobs, outputs_dir)
+    _outputs(result, jobs, outputs)
     _keys(result, jobs, accepted)
     moves = backward_moves(events)
     result.backward_moves = len(moves)
@@ -147,9 +155,8 @@ def _status(by_id: dict[str, asyncpg.Record], job_id: str) -> str | None:
     return None if job is None else str(job["status"])
 
 
-def _outputs(result: Result, jobs: list[asyncpg.Record], outputs_dir: Path) -> None:
+def _outputs(result: Result, jobs: list[asyncpg.Record], files: set[str]) -> None:
     expected = {job["output_key"] for job in jobs if job["status"] == JobStatus.SUCCEEDED.value}
-    files = entries(outputs_dir)
     extra = sorted(files - expected)
     result.duplicate_outputs = len(extra)
     result.missing_outputs = len(expected - files)
@@ -166,6 +173,54 @@ def _keys(result: Result, jobs: list[asyncpg.Record], accepted: dict[str, str]) 
     result.key_mismatches = len(mismatched) + len(unacknowledged)
     if mismatched or unacknowledged:
         result.notes["key_mismatches"] = {"mismatched": mismatched[:5], "unacknowledged": unacknowledged[:5]}
+
+
+def decoded_size(data: bytes) -> tuple[int, int]:
+    """The size of a JPEG that decodes to its last byte; raises on a truncated or damaged one."""
+    if not data.endswith(b"\xff\xd9"):
+        raise ValueError(f"no end-of-image marker ({len(data)} bytes)")
+    with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+        image.load()  # Pillow refuses a truncated file unless told otherwise
+        return image.size
+
+
+def output_problem(data: bytes, expected: bytes) -> str | None:
+    """None when `data` is exactly the `expected` output; otherwise what is wrong with it."""
+    if data == expected:
+        return None
+    try:
+        decoded = f"decodes at {decoded_size(data)}"
+    except Exception as error:  # what the damage is, for the report
+        decoded = f"does not decode ({error!r})"
+    return f"{len(data)} bytes, not the {len(expected)} expected; {decoded}"
+
+
+# A succeeded job's row (tier, style, prompt) -> the bytes its output must hold.
+Expected = Callable[[asyncpg.Record], Awaitable[bytes]]
+
+
+async def complete_outputs(pool: asyncpg.Pool, result: Result, stored: Stored, *, expected: Expected) -> list[str]:
+    """Read back every succeeded job's output: it must be exactly what the engine made for that job.
+    Also count the writes left unfinished. Returns the problems found, one line per output.
+    """
+    succeeded = await pool.fetch(
+        "SELECT id::text, tier, style, prompt, output_key FROM jobs WHERE status = 'succeeded' ORDER BY id"
+    )
+    problems: list[str] = []
+    for job in succeeded:
+        try:
+            data = await stored.read_output(job["output_key"])
+        except Exception as error:  # any failure to read it whole is the finding
+            problems.append(f"{job['output_key']}: {error!r}")
+            continue
+        problem = await asyncio.to_thread(output_problem, data, await expected(job))
+        if problem is not None:
+            problems.append(f"{job['output_key']}: {problem}")
+    result.incomplete_outputs = len(problems)
+    unfinished = await stored.unfinished_writes()
+    result.unfinished_writes = len(unfinished)
+    result.notes.update(outputs_read=len(succeeded), incomplete=problems[:10], unfinished=unfinished[:10])
+    return problems
 
 
 def recovery(events: list[asyncpg.Record], fault_end: float | None) -> float | None:

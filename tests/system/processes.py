@@ -48,7 +48,12 @@ class Service:
             return self.process.wait()
 
 
-def start(name: str, env: dict[str, str], log_dir: Path, *, port: int | None = None) -> Service:
+def start(
+    name: str, env: dict[str, str], log_dir: Path, *, port: int | None = None, cwd: Path | None = None
+) -> Service:
+    """`python -m services.<name>`, from the repository root unless `cwd` names another directory
+    (the code is found through PYTHONPATH either way, as in an image whose workdir holds nothing else).
+    """
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     if port is not None:
         full_env["PORT"] = str(port)
@@ -56,7 +61,7 @@ def start(name: str, env: dict[str, str], log_dir: Path, *, port: int | None = N
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
