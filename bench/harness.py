@@ -15,9 +15,11 @@ from typing import Any
 
 import aio_pika
 import aiohttp
+import asyncpg
 from aiohttp import web
 from PIL import Image
 
+from shared.apikeys import create_key
 from shared.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +60,24 @@ async def collector() -> AsyncIterator[tuple[str, list[int]]]:
         yield "http://127.0.0.1:4399", received
     finally:
         await runner.cleanup()
+
+
+async def bench_headers() -> dict[str, str]:
+    """A key of the benchmark's own, with limits no benchmark reaches (the api refuses anonymous clients)."""
+    connection = await asyncpg.connect(DATABASE_URL)
+    try:
+        _, token = await create_key(
+            connection,
+            owner="bench",
+            name="bench",
+            plan="premium",
+            requests_per_minute=10**9,
+            jobs_in_flight=10**9,
+            bytes_per_day=10**15,
+        )
+    finally:
+        await connection.close()
+    return {"Authorization": f"Bearer {token}"}
 
 
 def start_api(name: str, port: int, extra: dict[str, str], *, wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:

@@ -25,6 +25,7 @@ from bench.harness import (
     TRACING_OFF,
     WORK_DIR,
     WORKLOADS,
+    bench_headers,
     burst,
     cleanup_broker,
     collector,
@@ -70,7 +71,7 @@ async def _count(name: str, port: int, extra: dict[str, str]) -> dict[str, float
     try:
         async with asyncio.timeout(600):
             await ready(url)
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=await bench_headers()) as session:
             asset_id = await upload_asset(session, url)
             for workload, request in WORKLOADS.items():
                 await burst(session, url, asset_id, request, count=WARM_UP[workload], concurrency=CONCURRENCY)

@@ -29,6 +29,7 @@ from bench.harness import (
     TRACING_OFF,
     WORKLOADS,
     Request,
+    bench_headers,
     burst,
     cleanup_broker,
     collector,
@@ -71,7 +72,8 @@ async def _round(session: aiohttp.ClientSession, api: Api, asset_id: str, reques
 
 async def _measure(apis: dict[str, Api], request: Request) -> dict[str, list[Round]]:
     rounds: dict[str, list[Round]] = {name: [] for name in apis}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2)) as session:
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+    async with aiohttp.ClientSession(connector=connector, headers=await bench_headers()) as session:
         assets = {name: await upload_asset(session, api.url) for name, api in apis.items()}
         for name, api in apis.items():  # warm both up: pools, connections, caches
             await _round(session, api, assets[name], request)

@@ -23,6 +23,7 @@ class Asset:
     sha256: str
     storage_key: str
     created_at: datetime
+    owner: str
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Asset:
@@ -40,11 +41,12 @@ async def insert_asset(
     height: int,
     sha256: str,
     storage_key: str,
+    owner: str,
 ) -> Asset:
     record = await connection.fetchrow(
         """
-        INSERT INTO assets (id, filename, content_type, size_bytes, width, height, sha256, storage_key)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO assets (id, filename, content_type, size_bytes, width, height, sha256, storage_key, owner)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         RETURNING *
         """,
         asset_id,
@@ -55,13 +57,17 @@ async def insert_asset(
         height,
         sha256,
         storage_key,
+        owner,
     )
     assert record is not None  # INSERT ... RETURNING always returns the row
     return Asset.from_record(record)
 
 
-async def get_asset(connection: Queryable, asset_id: uuid.UUID) -> Asset | None:
-    record = await connection.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+async def get_asset(connection: Queryable, asset_id: uuid.UUID, *, owner: str | None = None) -> Asset | None:
+    """The asset; with `owner`, only if it is theirs (another owner's asset does not exist for them)."""
+    record = await connection.fetchrow(
+        "SELECT * FROM assets WHERE id = $1 AND ($2::text IS NULL OR owner = $2)", asset_id, owner
+    )
     return Asset.from_record(record) if record else None
 
 

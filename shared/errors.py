@@ -6,8 +6,11 @@ LusterError
 │   ├── MalformedBody          the body does not parse (400)
 │   ├── PayloadTooLarge        an upload over the size cap (413)
 │   ├── UnsupportedImage       not an image we accept, or a broken one (415)
-│   ├── NotFound               no such asset or job (404)
-│   └── Conflict               the request contradicts the current state (409)
+│   ├── NotFound               no such asset or job, or not the caller's (404)
+│   ├── Conflict               the request contradicts the current state (409)
+│   ├── Unauthenticated        no API key, or one that is not (or no longer) valid (401)
+│   ├── Forbidden              the key's plan does not allow it (403)
+│   └── TooManyRequests        over one of the key's limits; says when to come back (429)
 ├── EngineError                the enhancement engine could not produce an image
 │   ├── TransientEngineError   worth another attempt later (timeouts, 429, 5xx)
 │   └── PermanentEngineError   will fail the same way every time (bad image, 4xx)
@@ -23,10 +26,13 @@ class LusterError(Exception):
 
     code = "internal_error"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.headers = headers or {}  # HTTP headers the answer carries (Retry-After, WWW-Authenticate)
         if code is not None:
             self.code = code
 
@@ -71,6 +77,24 @@ class Conflict(InputError):
     """The request contradicts the current state of the resource."""
 
     code = "conflict"
+
+
+class Unauthenticated(InputError):
+    """No API key, or one that is not (or no longer) valid."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(InputError):
+    """The caller is known, and not allowed to do this."""
+
+    code = "forbidden"
+
+
+class TooManyRequests(InputError):
+    """Over one of the caller's limits."""
+
+    code = "rate_limited"
 
 
 class EngineError(LusterError):

@@ -43,6 +43,7 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
+    owner: str
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -60,6 +61,7 @@ class NewJob:
     prompt: str
     tier: Tier
     style: Style
+    owner: str
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     trace_id: str | None = None
@@ -67,8 +69,9 @@ class NewJob:
 
 _INSERT_JOB = """
 WITH job AS (
-    INSERT INTO jobs (id, asset_id, prompt, tier, style, status, idempotency_key, request_fingerprint, trace_id)
-    VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
+    -- Only on an asset of the job's owner: another owner's asset is as good as missing.
+    INSERT INTO jobs (id, asset_id, prompt, tier, style, status, idempotency_key, request_fingerprint, trace_id, owner)
+    SELECT $1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9 FROM assets WHERE assets.id = $2 AND assets.owner = $9
     RETURNING *
 ), history AS (
     INSERT INTO job_events (job_id, type, to_status, details)
@@ -78,7 +81,7 @@ WITH job AS (
 _ANNOUNCE = """
 , announced AS (
     INSERT INTO outbox (message_id, exchange, routing_key, body, headers, expiration_ms)
-    VALUES ($9, $10, $11, $12, $13, $14)
+    SELECT $10, $11, $12, $13, $14, $15 WHERE EXISTS (SELECT FROM job)
     RETURNING id
 )
 SELECT job.*, (SELECT id FROM announced) AS outbox_id FROM job
@@ -95,20 +98,21 @@ def _job_arguments(new: NewJob, job_id: uuid.UUID) -> tuple[Any, ...]:
         new.idempotency_key,
         new.request_fingerprint,
         new.trace_id,
+        new.owner,
     )
 
 
-async def insert_job(connection: Queryable, new: NewJob, *, job_id: uuid.UUID | None = None) -> Job:
-    """Insert a queued job with its first history row, in one statement."""
+async def insert_job(connection: Queryable, new: NewJob, *, job_id: uuid.UUID | None = None) -> Job | None:
+    """Insert a queued job with its first history row, in one statement; None when the owner has no such asset."""
     record = await connection.fetchrow(_INSERT_JOB + "SELECT * FROM job", *_job_arguments(new, job_id or uuid.uuid4()))
-    assert record is not None  # INSERT ... RETURNING always returns the row
-    return Job.from_record(record)
+    return Job.from_record(record) if record else None
 
 
 async def insert_announced_job(
     connection: Queryable, new: NewJob, *, job_id: uuid.UUID, announce: OutgoingMessage
-) -> tuple[Job, Staged]:
-    """Insert a queued job, its history row and the message announcing it, in one atomic statement.
+) -> tuple[Job, Staged] | None:
+    """Insert a queued job, its history row and the message announcing it, in one atomic statement;
+    None (and nothing written) when the owner has no such asset.
 
     One statement is one round trip (and one span) on the busiest path of the API.
     """
@@ -117,7 +121,8 @@ async def insert_announced_job(
         *_job_arguments(new, job_id),
         *outbox_arguments(announce),
     )
-    assert record is not None  # INSERT ... RETURNING always returns the row
+    if record is None:
+        return None
     values = dict(record)
     outbox_id = values.pop("outbox_id")
     return Job.from_values(values), Staged(outbox_id, announce)
@@ -145,14 +150,39 @@ async def find_stuck(connection: Queryable, *, liveness_s: float, timeout_s: flo
     return [Job.from_record(record) for record in records]
 
 
-async def get_job(connection: Queryable, job_id: uuid.UUID) -> Job | None:
-    record = await connection.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+async def get_job(connection: Queryable, job_id: uuid.UUID, *, owner: str | None = None) -> Job | None:
+    """The job; with `owner`, only if it is theirs (another owner's job does not exist for them)."""
+    record = await connection.fetchrow(
+        "SELECT * FROM jobs WHERE id = $1 AND ($2::text IS NULL OR owner = $2)", job_id, owner
+    )
     return Job.from_record(record) if record else None
 
 
-async def find_by_idempotency_key(connection: Queryable, key: str) -> Job | None:
-    record = await connection.fetchrow("SELECT * FROM jobs WHERE idempotency_key = $1", key)
+async def find_by_idempotency_key(connection: Queryable, owner: str, key: str, *, ttl_s: float) -> Job | None:
+    """The job this owner created with `key` within the last `ttl_s` seconds."""
+    record = await connection.fetchrow(
+        """
+        SELECT * FROM jobs WHERE owner = $1 AND idempotency_key = $2
+          AND created_at > now() - make_interval(secs => $3)
+        """,
+        owner,
+        key,
+        ttl_s,
+    )
     return Job.from_record(record) if record else None
+
+
+async def release_expired_idempotency_key(connection: Queryable, owner: str, key: str, *, ttl_s: float) -> None:
+    """Free a key whose job is older than `ttl_s`, so a new request may use it."""
+    await connection.execute(
+        """
+        UPDATE jobs SET idempotency_key = NULL
+        WHERE owner = $1 AND idempotency_key = $2 AND created_at <= now() - make_interval(secs => $3)
+        """,
+        owner,
+        key,
+        ttl_s,
+    )
 
 
 async def history(connection: Queryable, job_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -170,21 +200,41 @@ class Page:
     next_cursor: str | None
 
 
+# A cursor is at most this long (ours are about 90 characters), and names a time in this range: the
+# bounds keep a forged one from reaching PostgreSQL as a date it cannot represent.
+MAX_CURSOR_LENGTH = 200
+CURSOR_YEARS = range(2000, 2200)
+
+
 def encode_cursor(job: Job) -> str:
     return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a cursor from encode_cursor names; anything encode_cursor could not have
+    written (other padding, alphabets, separators, time or UUID spellings, naive or absurd times) is a 422."""
     try:
-        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidField("cursor is not one this API issued", field="cursor") from error
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        text = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True).decode("ascii")
+        created_text, job_text = text.split("|")
+        created, job_id = datetime.fromisoformat(created_text), uuid.UUID(job_text)
+    except (ValueError, UnicodeError) as error:  # binascii.Error is a ValueError
+        raise _forged() from error
+    canonical = created.tzinfo is not None and created.year in CURSOR_YEARS
+    if not canonical or (created.isoformat(), str(job_id)) != (created_text, job_text):
+        raise _forged()
+    return created, job_id
+
+
+def _forged() -> InvalidField:
+    return InvalidField("cursor is not one this API issued", field="cursor")
 
 
 async def list_jobs(
     connection: Queryable,
     *,
+    owner: str | None = None,
     status: JobStatus | None = None,
     tier: Tier | None = None,
     cursor: str | None = None,
@@ -198,6 +248,7 @@ async def list_jobs(
         WHERE ($1::text IS NULL OR status = $1)
           AND ($2::text IS NULL OR tier = $2)
           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+          AND ($6::text IS NULL OR owner = $6)
         ORDER BY created_at DESC, id DESC
         LIMIT $5
         """,
@@ -206,6 +257,7 @@ async def list_jobs(
         after[0] if after else None,
         after[1] if after else None,
         limit + 1,
+        owner,
     )
     jobs = [Job.from_record(record) for record in records[:limit]]
     return Page(jobs, encode_cursor(jobs[-1]) if len(records) > limit else None)

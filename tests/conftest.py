@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from shared.apikeys import create_key
 from shared.assets import Asset, insert_asset
 from shared.db import create_pool, split_database
 from shared.migrate import migrate
@@ -26,7 +27,7 @@ from tests.s3 import create_bucket, new_bucket_name, s3_environment, s3_server
 # A database of this run's own, so two test runs on one machine cannot drop each other's tables.
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/luster_test_{os.getpid()}")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TABLES = ("outbox", "job_events", "jobs", "assets", "workers")
+TABLES = ("outbox", "job_events", "jobs", "assets", "workers", "rate_windows", "api_keys")
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
 
@@ -110,12 +111,16 @@ class AppFactory(Protocol):
 
 
 def app_factory(
-    aiohttp_client: AiohttpClient, create: Callable[[SettingsT], web.Application], settings: SettingsT
+    aiohttp_client: AiohttpClient,
+    create: Callable[[SettingsT], web.Application],
+    settings: SettingsT,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> AppFactory:
-    """A service's real app behind a test client, with its settings overridden per test."""
+    """A service's real app behind a test client, with its settings overridden per test (and default headers)."""
 
     async def make(**overrides: Any) -> Client:
-        return await aiohttp_client(create(settings.model_copy(update=overrides)))
+        return await aiohttp_client(create(settings.model_copy(update=overrides)), headers=headers)
 
     return make
 
@@ -161,7 +166,20 @@ def service_env(
     }
 
 
-async def record_asset(pool: asyncpg.Pool, storage_key: str | None = None) -> Asset:
+TEST_OWNER = "tester"
+# Limits no functional test reaches; the limits' own tests create keys with small ones.
+UNLIMITED = {"requests_per_minute": 1_000_000, "jobs_in_flight": 1_000_000, "bytes_per_day": 10**15}
+
+
+async def bearer(
+    pool: asyncpg.Pool, *, owner: str = TEST_OWNER, plan: str = "premium", **limits: Any
+) -> dict[str, str]:
+    """The Authorization header of a fresh API key of `owner`."""
+    _, token = await create_key(pool, owner=owner, name=f"test key of {owner}", plan=plan, **(UNLIMITED | limits))
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def record_asset(pool: asyncpg.Pool, storage_key: str | None = None, *, owner: str = TEST_OWNER) -> Asset:
     """An asset row for a photo the test never uploads (under a fresh key unless it names one)."""
     return await insert_asset(
         pool,
@@ -173,4 +191,5 @@ async def record_asset(pool: asyncpg.Pool, storage_key: str | None = None) -> As
         height=300,
         sha256="0" * 64,
         storage_key=storage_key or f"{uuid.uuid4()}.jpg",
+        owner=owner,
     )

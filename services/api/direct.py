@@ -8,23 +8,27 @@ uploads removes those never completed.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
+from services.api.allowance import Allowance
 from services.api.uploads import Upload, check_image, record, stored_key
 from shared.assets import Asset, get_asset
 from shared.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedImage
 from shared.storage import PresignedUpload, Store
 
 
-def incoming_key(asset_id: uuid.UUID) -> str:
-    return f"{asset_id}.incoming"
+def incoming_key(asset_id: uuid.UUID, owner: str) -> str:
+    """Named after the owner too: another owner completing this id looks for a key that was never offered."""
+    return f"{asset_id}.{hashlib.sha256(owner.encode()).hexdigest()[:16]}.incoming"
 
 
-async def offer(store: Store, *, max_bytes: int) -> tuple[uuid.UUID, PresignedUpload]:
+async def offer(store: Store, *, owner: str, max_bytes: int) -> tuple[uuid.UUID, PresignedUpload]:
     asset_id = uuid.uuid4()
-    form = await store.upload_form(incoming_key(asset_id), max_bytes=max_bytes)
+    form = await store.upload_form(incoming_key(asset_id, owner), max_bytes=max_bytes)
     if form is None:
         raise Conflict(
             "direct uploads need object storage (STORAGE=s3) on this deployment; send the file to POST /assets",
@@ -33,36 +37,51 @@ async def offer(store: Store, *, max_bytes: int) -> tuple[uuid.UUID, PresignedUp
     return asset_id, form
 
 
+@dataclass(frozen=True)
+class Check:
+    owner: str
+    allowance: Allowance
+    max_bytes: int
+    max_pixels: int
+
+
 async def complete(
-    pool: asyncpg.Pool, store: Store, asset_id: uuid.UUID, *, max_bytes: int, max_pixels: int
+    pool: asyncpg.Pool,
+    store: Store,
+    asset_id: uuid.UUID,
+    *,
+    owner: str,
+    allowance: Allowance,
+    max_bytes: int,
+    max_pixels: int,
 ) -> tuple[Asset, bool]:
     """The checked asset, and whether this call created it (a repeated completion returns the first)."""
-    existing = await get_asset(pool, asset_id)
+    existing = await get_asset(pool, asset_id, owner=owner)
     if existing is not None:
         return existing, False
+    check = Check(owner, allowance, max_bytes, max_pixels)
     try:
-        return await _check_and_record(pool, store, asset_id, max_bytes=max_bytes, max_pixels=max_pixels), True
+        return await _check_and_record(pool, store, asset_id, check), True
     except (FileNotFoundError, asyncpg.UniqueViolationError):
         # A concurrent completion of the same upload got there first, or nothing ever arrived.
-        existing = await get_asset(pool, asset_id)
+        existing = await get_asset(pool, asset_id, owner=owner)
         if existing is None:
             raise NotFound(f"no upload has arrived for asset {asset_id}", field="asset_id") from None
         return existing, False
 
 
-async def _check_and_record(
-    pool: asyncpg.Pool, store: Store, asset_id: uuid.UUID, *, max_bytes: int, max_pixels: int
-) -> Asset:
-    incoming = incoming_key(asset_id)
+async def _check_and_record(pool: asyncpg.Pool, store: Store, asset_id: uuid.UUID, check: Check) -> Asset:
+    incoming = incoming_key(asset_id, check.owner)
     arrived = await store.stat(incoming)
     if arrived is None:
         raise FileNotFoundError(incoming)
-    if arrived.size > max_bytes:
+    if arrived.size > check.max_bytes:
         await store.remove([incoming])
-        raise PayloadTooLarge(f"file is larger than the {max_bytes} byte limit", field="file")
+        raise PayloadTooLarge(f"file is larger than the {check.max_bytes} byte limit", field="file")
+    check.allowance.require_bytes(arrived.size)
     upload = Upload.of_bytes(await store.get(incoming))
     try:
-        info = await check_image(upload.file, max_pixels=max_pixels)
+        info = await check_image(upload.file, max_pixels=check.max_pixels)
     except UnsupportedImage:
         await store.remove([incoming])
         raise
@@ -70,6 +89,6 @@ async def _check_and_record(
         upload.close()
     key = stored_key(asset_id, info)
     await store.copy(incoming, key, if_version=arrived.version)
-    asset = await record(pool, asset_id, info, upload, key)
+    asset = await record(pool, asset_id, info, upload, key, owner=check.owner)
     await store.remove([incoming])
     return asset

@@ -14,9 +14,16 @@ from shared.storage import open_stores
 
 
 async def storage(app: web.Application) -> AsyncIterator[None]:
-    async with open_stores(app[keys.SETTINGS]) as stores:
-        app[keys.UPLOADS], app[keys.OUTPUTS] = stores.uploads, stores.outputs
+    opened = open_stores(app[keys.SETTINGS])
+    stores = await opened.__aenter__()
+    app[keys.UPLOADS], app[keys.OUTPUTS] = stores.uploads, stores.outputs
+    try:
         yield
+    finally:
+        # Left as a normal exit even when this generator is closed: when a later resource fails at
+        # start-up, aiohttp never resumes it, and the garbage collector may close `opened` first;
+        # throwing GeneratorExit into a closed generator then fails ("didn't stop after athrow").
+        await opened.__aexit__(None, None, None)
 
 
 async def outbox_relay(app: web.Application) -> AsyncIterator[None]:

@@ -36,12 +36,20 @@ def fingerprint(request: JobCreate, *, file_sha256: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def find_replay(pool: asyncpg.Pool, key: str | None, print_: str) -> Job | None:
+@dataclass(frozen=True)
+class Idempotency:
+    """An owner's Idempotency-Key, and how long it names its job."""
+
+    owner: str
+    key: str | None
+    ttl_s: float
+
+
+async def find_replay(pool: asyncpg.Pool, idempotency: Idempotency, print_: str) -> Job | None:
     """The job an earlier request with this key created; 409 when that request was different."""
-    if key is None:
+    if idempotency.key is None:
         return None
-    async with pool.acquire() as connection:
-        existing = await jobs.find_by_idempotency_key(connection, key)
+    existing = await jobs.find_by_idempotency_key(pool, idempotency.owner, idempotency.key, ttl_s=idempotency.ttl_s)
     if existing is not None and existing.request_fingerprint != print_:
         raise Conflict("Idempotency-Key was already used with a different request", field="Idempotency-Key")
     return existing
@@ -51,15 +59,20 @@ def _current_trace_id() -> str | None:
     return trace_id_of(trace.get_current_span())
 
 
-async def submit(pool: asyncpg.Pool, broker: Broker, request: JobCreate, *, key: str | None, print_: str) -> Submission:
+async def submit(
+    pool: asyncpg.Pool, broker: Broker, request: JobCreate, *, idempotency: Idempotency, print_: str
+) -> Submission:
     if request.asset_id is None:
         raise InvalidField("asset_id is required (or send the image as `file`)", field="asset_id")
-    new = NewJob(request.asset_id, request.prompt, request.tier, request.style, key, print_, _current_trace_id())
+    owner, key = idempotency.owner, idempotency.key
+    new = NewJob(request.asset_id, request.prompt, request.tier, request.style, owner, key, print_, _current_trace_id())
+    if key is not None:
+        await jobs.release_expired_idempotency_key(pool, owner, key, ttl_s=idempotency.ttl_s)
     try:
         job, staged = await _insert(pool, broker, new)
     except asyncpg.UniqueViolationError:
         # Two requests with one key raced; the loser answers with the winner's job.
-        replay = await find_replay(pool, key, print_)
+        replay = await find_replay(pool, idempotency, print_)
         if replay is None:
             raise
         return Submission(replay, created=False)
@@ -68,11 +81,11 @@ async def submit(pool: asyncpg.Pool, broker: Broker, request: JobCreate, *, key:
 
 
 async def _insert(pool: asyncpg.Pool, broker: Broker, new: NewJob) -> tuple[Job, outbox.Staged]:
-    try:
-        job_id = uuid.uuid4()
-        return await jobs.insert_announced_job(pool, new, job_id=job_id, announce=_queued_message(broker, job_id, new))
-    except asyncpg.ForeignKeyViolationError as error:
-        raise NotFound(f"asset {new.asset_id} does not exist", field="asset_id") from error
+    job_id = uuid.uuid4()
+    inserted = await jobs.insert_announced_job(pool, new, job_id=job_id, announce=_queued_message(broker, job_id, new))
+    if inserted is None:  # no such asset, or another owner's
+        raise NotFound(f"asset {new.asset_id} does not exist", field="asset_id")
+    return inserted
 
 
 def _queued_message(broker: Broker, job_id: uuid.UUID, new: NewJob) -> OutgoingMessage:

@@ -6,8 +6,9 @@ worker's own timeout should have fired, so its event loop is wedged). A stuck jo
 is re-queued through the retry delay queues; one without is failed with `worker_lost`. Every
 worker sweeps; the conditional UPDATE (status and owner) lets exactly one of them act on each job.
 
-It also removes what crashes leave on disk (services/worker/leftovers.py): half-written outputs on
-every sweep, half-written and unrecorded uploads once an hour.
+It also removes what crashes leave in storage (services/worker/leftovers.py): half-written outputs on
+every sweep, half-written and unrecorded uploads once an hour; and, in the same hourly pass, what is
+older than its retention (services/worker/retention.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 import structlog
 
-from services.worker import leftovers, transitions
+from services.worker import leftovers, retention, transitions
 from services.worker.context import WorkerContext
 from shared import jobs
 from shared.tracing import untraced
@@ -61,6 +62,7 @@ async def sweep(ctx: WorkerContext, interval_s: float) -> None:
                 next_upload_scan = time.monotonic() + leftovers.UPLOAD_SCAN_EVERY_S
                 with untraced():
                     await leftovers.clear_uploads(ctx.pool, ctx.uploads)
+                    await retention.expire(ctx)
         except Exception as error:
             log.warning("sweeper.failed", error=repr(error))
         await asyncio.sleep(interval_s)

@@ -24,7 +24,7 @@ from services.worker.settings import WorkerSettings
 from shared.domain import Tier
 from shared.events import Event, decode
 from shared.topology import Topology
-from tests.conftest import AppFactory, SettingsFactory, app_factory
+from tests.conftest import AppFactory, SettingsFactory, app_factory, bearer
 from tests.conftest import Client as Client  # the tests beside this conftest import it from here
 from tests.worker.photos import encode, house
 
@@ -98,9 +98,15 @@ def api_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> ApiSettin
 
 
 @pytest.fixture
-def api_factory(aiohttp_client: AiohttpClient, api_settings: ApiSettings) -> ApiFactory:
-    """The real app behind a test client, with settings overridden per test (e.g. a small upload cap)."""
-    return app_factory(aiohttp_client, create_app, api_settings)
+async def auth(pool: asyncpg.Pool) -> dict[str, str]:
+    """The Authorization header of the test's own key: owner `tester`, premium, no limit in reach."""
+    return await bearer(pool)
+
+
+@pytest.fixture
+def api_factory(aiohttp_client: AiohttpClient, api_settings: ApiSettings, auth: dict[str, str]) -> ApiFactory:
+    """The real app behind a test client that sends the test's key, with settings overridden per test."""
+    return app_factory(aiohttp_client, create_app, api_settings, headers=auth)
 
 
 @pytest.fixture

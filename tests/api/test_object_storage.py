@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,11 +14,13 @@ import pytest
 from aiohttp import FormData
 from PIL import Image
 
+from services.api.direct import incoming_key
 from services.api.settings import ApiSettings
 from shared.settings import StorageSettings
 from shared.storage import Stores, open_stores
 from shared.storage.s3 import S3Store
 from tests.api.conftest import ApiFactory, Client, JobWaiter, Submitter, Uploader, WorkerFactory, table_counts
+from tests.conftest import TEST_OWNER
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +194,7 @@ async def test_bytes_swapped_in_after_the_check_never_become_the_asset(
     await post_to_store(upload, photo)
     uploads = bucket.uploads
     assert isinstance(uploads, S3Store)
-    incoming = f"{upload['asset_id']}.incoming"
+    incoming = incoming_key(uuid.UUID(upload["asset_id"]), TEST_OWNER)
     checked = await uploads.stat(incoming)
     assert checked is not None
     await uploads.put(incoming, b"swapped")

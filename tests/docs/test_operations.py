@@ -66,6 +66,7 @@ def test_the_runbook_checks_the_commands_it_promises() -> None:
         "/output",
         "$MONITOR_URL/metrics",
         "python -m shared.migrate",
+        "python -m services.api.apikeys create",
         "pg_dump",
         "pg_restore",
         "rabbitmqctl --quiet export_definitions -",

@@ -14,7 +14,7 @@ from shared import jobs, transitions
 from shared.db import Connection, create_pool
 from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job, NewJob
-from tests.conftest import record_asset
+from tests.conftest import TEST_OWNER, record_asset
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,11 @@ async def asset_id(db: asyncpg.Pool) -> uuid.UUID:
 
 async def new_job(db: asyncpg.Pool, asset_id: uuid.UUID) -> Job:
     async with db.acquire() as connection, connection.transaction():
-        return await jobs.insert_job(connection, NewJob(asset_id, "Test enhancement", Tier.FREE, Style.DEFAULT))
+        job = await jobs.insert_job(
+            connection, NewJob(asset_id, "Test enhancement", Tier.FREE, Style.DEFAULT, TEST_OWNER)
+        )
+        assert job is not None
+        return job
 
 
 async def history(db: asyncpg.Pool, job_id: uuid.UUID) -> list[tuple[str, str | None, str]]:

@@ -8,14 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
+from tests.conftest import bearer
 from tests.worker.photos import encode, house
 
 
 @pytest.fixture
 def photo() -> bytes:
     return encode(house(480, 320))
+
+
+@pytest.fixture
+async def api_key(pool: asyncpg.Pool) -> dict[str, str]:
+    """The Authorization header of a key in the test's database, for clients of api processes."""
+    return await bearer(pool)
 
 
 @pytest.fixture
@@ -41,9 +49,11 @@ async def submit_job(
         return job
 
 
-async def wait_for_status(api_url: str, job_id: str, statuses: set[str], deadline_s: float = 60.0) -> dict[str, Any]:
+async def wait_for_status(
+    api_url: str, job_id: str, statuses: set[str], deadline_s: float = 60.0, *, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + deadline_s
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=headers) as session:
         while time.monotonic() < deadline:
             async with session.get(f"{api_url}/jobs/{job_id}") as response:
                 job: dict[str, Any] = (await response.json())["job"]

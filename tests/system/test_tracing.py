@@ -45,7 +45,7 @@ def _one(spans: list[ExportedSpan], service: str, name_part: str) -> ExportedSpa
 
 
 async def test_one_job_is_one_trace_across_three_processes(
-    service_env: dict[str, str], log_dir: Path, photo: bytes
+    service_env: dict[str, str], log_dir: Path, photo: bytes, api_key: dict[str, str]
 ) -> None:
     async with otlp_receiver() as receiver:
         env = {
@@ -64,8 +64,8 @@ async def test_one_job_is_one_trace_across_three_processes(
         try:
             await processes.wait_healthy(api)
             await processes.wait_healthy(monitor)
-            job = await submit_job(api.url, photo)
-            done = await wait_for_status(api.url, job["id"], {"succeeded", "failed"})
+            job = await submit_job(api.url, photo, api_key)
+            done = await wait_for_status(api.url, job["id"], {"succeeded", "failed"}, headers=api_key)
             assert done["status"] == "succeeded", done
             trace_id = done["trace_id"]
             assert trace_id and len(trace_id) == 32

@@ -99,7 +99,8 @@ async def test_premium_edit_returns_the_image_its_size_and_cost(
     assert (call["output_format"], call["output_compression"]) == ("jpeg", "92")
     assert call["prompt"] == build_prompt(Style.DUSK, "warmer please")
     assert "twilight" in call["prompt"]
-    assert call["prompt"].endswith("warmer please")
+    assert "Client's request: warmer please" in call["prompt"]
+    assert call["prompt"].endswith("Do not add, remove or move objects.")  # the guard has the last word
 
 
 async def test_free_tier_asks_for_a_low_quality_square(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:

@@ -45,6 +45,7 @@ pytestmark = pytest.mark.integration
 photo, api_settings, api_factory, api = harness.photo, harness.api_settings, harness.api_factory, harness.api
 upload, submit, wait_for_job = harness.upload, harness.submit, harness.wait_for_job
 worker_settings, amqp, worker, tap = harness.worker_settings, harness.amqp, harness.worker, harness.tap
+auth = harness.auth
 
 LONG_EDGE = {"free": 1024, "premium": 1536}
 SUCCEEDED_PATH = [(None, "queued"), ("queued", "processing"), ("processing", "succeeded")]

@@ -27,8 +27,13 @@ async def create_asset(request: web.Request) -> web.Response:
     if form.file is None:
         raise InvalidField("file is required", field="file")
     try:
+        request[keys.ALLOWANCE].require_bytes(form.file.size)
         asset = await store_asset(
-            request.app[keys.POOL], request.app[keys.UPLOADS], form.file, max_pixels=settings.max_image_pixels
+            request.app[keys.POOL],
+            request.app[keys.UPLOADS],
+            form.file,
+            owner=request[keys.CALLER].owner,
+            max_pixels=settings.max_image_pixels,
         )
     finally:
         form.file.close()
@@ -37,7 +42,8 @@ async def create_asset(request: web.Request) -> web.Response:
 
 async def offer_upload(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    asset_id, form = await direct.offer(request.app[keys.UPLOADS], max_bytes=settings.max_upload_bytes)
+    owner = request[keys.CALLER].owner
+    asset_id, form = await direct.offer(request.app[keys.UPLOADS], owner=owner, max_bytes=settings.max_upload_bytes)
     upload = DirectUploadOut(
         asset_id=asset_id,
         url=form.url,
@@ -59,6 +65,8 @@ async def complete_upload(request: web.Request) -> web.Response:
         request.app[keys.POOL],
         request.app[keys.UPLOADS],
         asset_id,
+        owner=request[keys.CALLER].owner,
+        allowance=request[keys.ALLOWANCE],
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
     )

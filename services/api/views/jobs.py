@@ -10,7 +10,7 @@ from aiohttp import web
 from services.api import keys
 from services.api.bodies import parse_model, read_form, read_json
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
-from services.api.submission import find_replay, fingerprint, submit
+from services.api.submission import Idempotency, find_replay, fingerprint, submit
 from services.api.uploads import Upload, store_asset
 from shared import jobs, outbox, transitions
 from shared.broker import event_message
@@ -32,7 +32,7 @@ def job_id_from(request: web.Request) -> uuid.UUID:
 
 async def load_job(request: web.Request) -> Job:
     job_id = job_id_from(request)
-    job = await jobs.get_job(request.app[keys.POOL], job_id)
+    job = await jobs.get_job(request.app[keys.POOL], job_id, owner=request[keys.CALLER].owner)
     if job is None:
         raise NotFound(f"job {job_id} does not exist", field="job_id")
     return job
@@ -51,19 +51,23 @@ def _respond(job: Job, status: int) -> web.Response:
 
 
 async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload | None) -> web.Response:
-    settings, pool = request.app[keys.SETTINGS], request.app[keys.POOL]
-    key = _idempotency_key(request)
+    settings, pool, caller = request.app[keys.SETTINGS], request.app[keys.POOL], request[keys.CALLER]
+    idempotency = Idempotency(caller.owner, _idempotency_key(request), settings.idempotency_ttl_s)
     job_request = parse_model(JobCreate, fields)
+    caller.require_tier(job_request.tier)
     if upload is not None and job_request.asset_id is not None:
         raise InvalidField("send either asset_id or file, not both", field="asset_id")
     print_ = fingerprint(job_request, file_sha256=upload.sha256 if upload else None)
-    replay = await find_replay(pool, key, print_)
+    replay = await find_replay(pool, idempotency, print_)
     if replay is not None:
         return _respond(replay, 202)
     if upload is not None:
-        asset = await store_asset(pool, request.app[keys.UPLOADS], upload, max_pixels=settings.max_image_pixels)
+        request[keys.ALLOWANCE].require_bytes(upload.size)
+        asset = await store_asset(
+            pool, request.app[keys.UPLOADS], upload, owner=caller.owner, max_pixels=settings.max_image_pixels
+        )
         job_request = job_request.model_copy(update={"asset_id": asset.id})
-    submission = await submit(pool, request.app[keys.BROKER], job_request, key=key, print_=print_)
+    submission = await submit(pool, request.app[keys.BROKER], job_request, idempotency=idempotency, print_=print_)
     return _respond(submission.job, 202)
 
 
@@ -90,7 +94,12 @@ async def get_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     query = parse_model(JobListQuery, dict(request.query))
     page = await jobs.list_jobs(
-        request.app[keys.POOL], status=query.status, tier=query.tier, cursor=query.cursor, limit=query.limit
+        request.app[keys.POOL],
+        owner=request[keys.CALLER].owner,
+        status=query.status,
+        tier=query.tier,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     body = JobPage(jobs=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
     return web.json_response(text=body.model_dump_json())
