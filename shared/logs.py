@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from opentelemetry import trace
 from structlog.types import EventDict, Processor
+
+from shared.redaction import Redactor
 
 
 def _add_trace_context(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -19,8 +22,22 @@ def _add_trace_context(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-def configure_logging(service: str, level: str = "INFO", *, json: bool | None = None) -> None:
-    """Route structlog and stdlib logging (aiohttp, aio_pika, asyncpg) through one renderer."""
+def _redacting(redactor: Redactor) -> Processor:
+    """Masks the configured secrets in the finished line: ours, and what libraries log (a URL, an error)."""
+
+    def redact(_: Any, __: str, line: Any) -> Any:
+        return redactor.text(line) if isinstance(line, str) else line
+
+    return redact
+
+
+def configure_logging(
+    service: str, level: str = "INFO", *, json: bool | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Route structlog and stdlib logging (aiohttp, aio_pika, asyncpg) through one renderer.
+
+    `secrets` (the settings' credentials) never reach the output, whoever logs them.
+    """
     render_json = not sys.stderr.isatty() if json is None else json
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -47,6 +64,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool | None = 
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
                 renderer,
+                _redacting(Redactor(secrets)),
             ],
         )
     )

@@ -59,8 +59,9 @@ def migrate(dsn: str) -> None:
 
 def main() -> None:
     settings = load_settings(BaseServiceSettings)
-    migrate(str(settings.database_url))
-    print(f"luster: database {(settings.database_url.path or '/').lstrip('/')} is at the schema head")
+    url = settings.database_url.get_secret_value()
+    migrate(str(url))
+    print(f"luster: database {(url.path or '/').lstrip('/')} is at the schema head")
 
 
 if __name__ == "__main__":

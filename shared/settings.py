@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, ValidationError, model_validator
+from pydantic import AnyUrl, Field, Secret, SecretStr, UrlConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.redaction import mask_url
 
 PostgresUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["postgres", "postgresql"], host_required=True)]
 AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"], host_required=True)]
@@ -16,28 +18,52 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MIB = 1024 * 1024
 
 
+class _MaskedUrl:
+    """Shown (repr, str, JSON) with the password masked; `get_secret_value()` gives the URL itself."""
+
+    def _display(self) -> str:
+        return mask_url(str(self.get_secret_value()))  # type: ignore[attr-defined]  # mixed into a Secret
+
+
+# URLs that carry credentials (a password, a webhook's token): never printed whole by accident.
+class SecretPostgresUrl(_MaskedUrl, Secret[PostgresUrl]):
+    """DATABASE_URL."""
+
+
+class SecretAmqpUrl(_MaskedUrl, Secret[AmqpUrl]):
+    """AMQP_URL."""
+
+
+class SecretHttpUrl(_MaskedUrl, Secret[HttpUrl]):
+    """An HTTP URL with credentials in it (a management API's user, a webhook's token)."""
+
+
 class BaseServiceSettings(BaseSettings):
     """What every Luster service reads: where the dependencies are and how to report."""
 
     # An empty variable (as .env.example and compose leave them) means "not set", not an empty value.
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
-    database_url: PostgresUrl = Field(default=AnyUrl("postgresql://postgres@127.0.0.1:5432/luster"))
-    amqp_url: AmqpUrl = Field(default=AnyUrl("amqp://guest:guest@127.0.0.1:5672/"))
+    database_url: SecretPostgresUrl = Field(
+        default="postgresql://postgres@127.0.0.1:5432/luster", validate_default=True
+    )
+    amqp_url: SecretAmqpUrl = Field(default="amqp://guest:guest@127.0.0.1:5672/", validate_default=True)
     # Every exchange and queue name starts with this, so tests and stacks can share one broker.
     broker_prefix: str = Field(default="luster", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     environment: str = "development"
     app_version: str = "0.1.0"
     log_level: LogLevel = "INFO"
-    sentry_dsn: str | None = None
+    sentry_dsn: SecretStr | None = None
     sentry_traces_sample_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     otlp_endpoint: str | None = None
-    otlp_headers: str | None = None
+    otlp_headers: SecretStr | None = None
     # The standard OpenTelemetry variables work too; the exporter reads them (and their headers) itself.
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_traces_endpoint: str | None = None
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=200)
+    # Whose assets and jobs the rows from before owners existed become (read by `python -m shared.migrate`).
+    default_owner: str = Field(default="default", min_length=1, max_length=200)
     # How long a service start waits for PostgreSQL and RabbitMQ to answer before giving up.
     startup_timeout: float = Field(default=60.0, gt=0, le=3600)
 
@@ -47,6 +73,13 @@ class HttpServiceSettings(BaseServiceSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Whether a client's `traceparent` may continue its trace here; a stranger's would choose our trace
+    # ids (and their sampling). Unset: trusted, except with ENVIRONMENT=production.
+    trust_incoming_trace: bool | None = None
+
+    @property
+    def trusts_incoming_trace(self) -> bool:
+        return self.environment != "production" if self.trust_incoming_trace is None else self.trust_incoming_trace
 
 
 class StorageSettings(BaseServiceSettings):

@@ -11,6 +11,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from shared.redaction import mask_url
 from shared.settings import BaseServiceSettings
 
 log = structlog.get_logger()
@@ -54,7 +55,8 @@ def _exporter(settings: BaseServiceSettings) -> SpanExporter | None:
         endpoint = settings.otlp_endpoint.rstrip("/")
         if not endpoint.endswith("/v1/traces"):
             endpoint = f"{endpoint}/v1/traces"
-        return OTLPSpanExporter(endpoint=endpoint, headers=parse_headers(settings.otlp_headers))
+        headers = settings.otlp_headers.get_secret_value() if settings.otlp_headers else None
+        return OTLPSpanExporter(endpoint=endpoint, headers=parse_headers(headers))
     if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
         return OTLPSpanExporter()  # the exporter reads the standard OTEL_EXPORTER_OTLP_* variables itself
     return None
@@ -77,7 +79,8 @@ def tracer_provider(service: str, settings: BaseServiceSettings) -> tuple[Tracer
     exporter = _exporter(settings)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
-        log.info("telemetry.exporting", endpoint=settings.otlp_endpoint or settings.otel_exporter_otlp_endpoint)
+        endpoint = settings.otlp_endpoint or settings.otel_exporter_otlp_endpoint or ""
+        log.info("telemetry.exporting", endpoint=mask_url(endpoint))
     return provider, exporter is not None
 
 

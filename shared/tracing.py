@@ -20,8 +20,9 @@ tracer = trace.get_tracer("luster")
 # Background polling (outbox relay, queue probes) would open a new trace every few seconds.
 untraced = suppress_instrumentation
 
-# Probes and operator pages would drown the traces that matter.
-UNTRACED_PATHS = re.compile(r"^/(health|metrics|admin(/.*)?)$")
+# Probes and operator pages would drown the traces that matter. (\Z and DOTALL: a decoded path may hold
+# a newline, which `$` and `.` would stop at.)
+UNTRACED_PATHS = re.compile(r"^/(health|metrics|admin(/.*)?)\Z", re.DOTALL)
 
 
 def trace_id_of(span: Span) -> str | None:
@@ -29,17 +30,32 @@ def trace_id_of(span: Span) -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def server_middleware() -> Any:
-    """A SERVER span per request, continuing the caller's trace context when it sends one."""
+def _incoming(request: web.Request, *, trusted: bool) -> tuple[Context | None, list[Link]]:
+    """The parent of the request's span, and its links.
+
+    An untrusted caller's context only becomes a link: the trace (and so the job's trace_id) is ours,
+    yet a trace the client keeps can still be found from it.
+    """
+    context = propagate.extract(request.headers)
+    if trusted:
+        return context, []
+    remote = trace.get_current_span(context).get_span_context()
+    return Context(), [Link(remote)] if remote.is_valid else []
+
+
+def server_middleware(*, trust_incoming: bool = True) -> Any:
+    """A SERVER span per request, continuing the caller's trace context only when `trust_incoming`."""
 
     @web.middleware
     async def tracing(request: web.Request, handler: Handler) -> web.StreamResponse:
         if UNTRACED_PATHS.match(request.path):
             return await handler(request)
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+        parent, links = _incoming(request, trusted=trust_incoming)
         with tracer.start_as_current_span(
             f"{request.method} {route}",
-            context=propagate.extract(request.headers),
+            context=parent,
+            links=links,
             kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "http.route": route},
         ) as span:

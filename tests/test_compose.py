@@ -230,7 +230,7 @@ def test_monitor_reads_queue_depths_through_the_management_api(compose: dict[str
     env = environment(compose, "monitor")
     settings = MonitorSettings(rabbitmq_management_url=env["RABBITMQ_MANAGEMENT_URL"])
     assert settings.rabbitmq_management_url is not None
-    assert settings.rabbitmq_management_url.host == "rabbitmq"
+    assert settings.rabbitmq_management_url.get_secret_value().host == "rabbitmq"
     assert "15672:15672" in compose["services"]["rabbitmq"]["ports"]
 
 

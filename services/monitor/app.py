@@ -7,10 +7,11 @@ from aiohttp import web
 from services.monitor import auth, keys, middlewares, resources
 from services.monitor.aggregator import Aggregator
 from services.monitor.alerts import AlertEngine
+from services.monitor.csrf import Sessions
 from services.monitor.routes import setup_routes
 from services.monitor.rules import build_rules
 from services.monitor.settings import MonitorSettings
-from services.monitor.throttle import FailureThrottle
+from services.monitor.throttle import LoginThrottle
 from services.monitor.workers import WorkerRegistry
 from shared import edge
 from shared.tracing import server_middleware
@@ -19,9 +20,10 @@ from shared.tracing import server_middleware
 def create_app(settings: MonitorSettings) -> web.Application:
     app = web.Application(
         middlewares=[
-            server_middleware(),
+            server_middleware(trust_incoming=settings.trusts_incoming_trace),
             edge.access_log,
             middlewares.security_headers,
+            edge.clean_path,  # before the admin guard: a control character in the path is a 400
             edge.errors,
             auth.admin_only,
         ],
@@ -32,7 +34,12 @@ def create_app(settings: MonitorSettings) -> web.Application:
     app[keys.AGGREGATOR] = Aggregator()
     app[keys.WORKERS] = WorkerRegistry(settings.heartbeat_stale_factor)
     app[keys.ALERTS] = AlertEngine(build_rules(settings), history_size=settings.alert_history_size)
-    app[keys.THROTTLE] = FailureThrottle(settings.auth_max_failures, settings.auth_lockout_seconds)
+    app[keys.THROTTLE] = LoginThrottle(
+        per_client=settings.auth_max_failures,
+        per_user=settings.auth_max_user_failures,
+        window_s=settings.auth_lockout_seconds,
+    )
+    app[keys.SESSIONS] = Sessions(settings.admin_session_seconds)
     app.cleanup_ctx.extend(
         [
             resources.http_client,

@@ -1,4 +1,10 @@
-"""Admin access: HTTP Basic against ADMIN_PASSWORD, failed attempts throttled per client, CSRF on POSTs."""
+"""Admin access: HTTP Basic against ADMIN_PASSWORD, failed attempts throttled per client and per user
+name, a CSRF token per session on state-changing requests (csrf.py).
+
+What is guarded is decided from the route the router resolved — the handler that will run — not by
+matching the path a second time: a percent-encoded newline once matched the router's `{key}` while a
+guard's pattern stopped at it. Every route is guarded unless it is declared public.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import re
 import time
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,15 +23,51 @@ from services.monitor import csrf, keys
 from services.monitor.settings import MonitorSettings
 from shared.edge import error_response
 
-PROTECTED = re.compile(r"^/(admin(/.*)?|metrics)$")
+PUBLIC_ROUTES = frozenset({"/health"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="luster-admin", charset="UTF-8"'}
+Networks = Sequence[IPv4Network | IPv6Network]
 
 
-def client_of(request: web.Request, *, trust_forwarded_for: bool) -> str:
-    """The address to throttle; behind one trusted proxy, the one it appended last to X-Forwarded-For."""
-    forwarded = request.headers.get("X-Forwarded-For", "") if trust_forwarded_for else ""
+def guarded(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    if resource is not None:
+        return resource.canonical not in PUBLIC_ROUTES
+    # Nothing routed (404, 405): unknown admin paths answer as known ones do, so probing tells nothing.
+    path = request.path
+    return path in ("/admin", "/metrics") or path.startswith("/admin/")
+
+
+def _is_proxy(address: str, proxies: Networks) -> bool:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in proxies)
+
+
+def client_of(request: web.Request, *, trusted_proxies: Networks) -> str:
+    """The address to throttle. X-Forwarded-For counts only when a trusted proxy sent the request, and
+    is read from the right: the first hop that is not one of our proxies is the client (what lies left
+    of it, the client wrote itself)."""
+    peer = request.remote or "unknown"
+    if not _is_proxy(peer, trusted_proxies):
+        return peer
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    return hops[-1] if hops else (request.remote or "unknown")
+    for hop in reversed(hops):
+        if not _is_proxy(hop, trusted_proxies):
+            return hop[:100]
+    return hops[0][:100] if hops else peer
+
+
+def over_https(request: web.Request, *, trusted_proxies: Networks) -> bool:
+    """TLS to us, or to a trusted proxy that says so (Railway ends TLS at its edge)."""
+    if request.secure:
+        return True
+    if not _is_proxy(request.remote or "", trusted_proxies):
+        return False
+    return request.headers.get("X-Forwarded-Proto", "").partition(",")[0].strip().lower() == "https"
 
 
 def credentials(request: web.Request) -> tuple[str, str] | None:
@@ -51,40 +94,52 @@ def is_admin(settings: MonitorSettings, username: str, password: str) -> bool:
     return user_ok & password_ok
 
 
-def csrf_token(settings: MonitorSettings) -> str:
-    assert settings.admin_password is not None
-    return csrf.token_for(settings.admin_username, settings.admin_password.get_secret_value())
+def _too_many(wait: float) -> web.Response:
+    return error_response(
+        429,
+        "too_many_attempts",
+        f"too many failed logins; try again in {wait:.0f} s",
+        headers={"Retry-After": str(max(int(wait), 1))},
+    )
 
 
 async def _authenticate(request: web.Request, settings: MonitorSettings) -> web.Response | None:
     """None when the request may go on; otherwise the refusal."""
     throttle = request.app[keys.THROTTLE]
-    client, now = client_of(request, trust_forwarded_for=settings.trust_forwarded_for), time.monotonic()
-    if (wait := throttle.retry_after(client, now)) is not None:
-        return error_response(
-            429,
-            "too_many_attempts",
-            f"too many failed logins; try again in {wait:.0f} s",
-            headers={"Retry-After": str(max(int(wait), 1))},
-        )
+    client, now = client_of(request, trusted_proxies=settings.trusted_proxies), time.monotonic()
     given = credentials(request)
+    user = given[0][:200] if given is not None else None
+    if (wait := throttle.retry_after(client, user, now)) is not None:
+        return _too_many(wait)
     if given is None or not is_admin(settings, *given):
         if given is not None:  # a browser's first, credential-less request is not a guess
-            throttle.failed(client, now)
+            throttle.failed(client, user, now)
         return error_response(401, "unauthorized", "admin credentials required", headers=CHALLENGE)
     throttle.succeeded(client)
     return None
 
 
+def session_of(request: web.Request) -> csrf.Session | None:
+    return request.app[keys.SESSIONS].get(request.cookies.get(csrf.COOKIE), time.monotonic())
+
+
+def login_session(request: web.Request) -> tuple[csrf.Session, bool]:
+    """The authenticated client's session, or a new one (True) when it brings none that is live."""
+    session = session_of(request)
+    if session is not None:
+        return session, False
+    return request.app[keys.SESSIONS].start(time.monotonic()), True
+
+
 @web.middleware
 async def admin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not PROTECTED.match(request.path):
+    if not guarded(request):
         return await handler(request)
     settings = request.app[keys.SETTINGS]
     if settings.admin_password is None:
         return error_response(503, "admin_disabled", "admin routes are disabled: set ADMIN_PASSWORD to enable them")
     if (refusal := await _authenticate(request, settings)) is not None:
         return refusal
-    if request.method == "POST" and (problem := await csrf.problem(request, csrf_token(settings))) is not None:
+    if request.method not in SAFE_METHODS and (problem := await csrf.problem(request, session_of(request))):
         return error_response(403, "csrf_failed", problem)
     return await handler(request)

@@ -1,24 +1,61 @@
 """CSRF defence for the admin POSTs: browsers replay Basic credentials cross-site, so they are not enough.
 
-A state-changing request must carry a token only an authenticated page can read (an HMAC bound to the
-admin credentials, so it changes when the password does), and, when a browser says where it comes
-from (Origin, else Referer), come from this same host.
+A state-changing request must carry the token of its session (the synchronizer-token pattern) and,
+when a browser says where it comes from (Origin, else Referer), come from this same host. A session
+starts when an authenticated client without one loads the dashboard page (its login): a new random
+id in an HttpOnly, SameSite=Strict cookie, naming a new random token. So tokens differ per session,
+a session id a client brings is never adopted, and a token rotates with every login and every
+`ADMIN_SESSION_SECONDS`. Sessions live in this process's memory: the monitor is one instance, and a
+restart only means the dashboard's next POST asks for a reload.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 HEADER = "X-CSRF-Token"
 FIELD = "csrf_token"
+COOKIE = "luster_admin_session"
 
 
-def token_for(username: str, password: str) -> str:
-    return hmac.new(password.encode(), f"luster-csrf:v1:{username}".encode(), hashlib.sha256).hexdigest()
+@dataclass(frozen=True)
+class Session:
+    id: str
+    token: str
+    expires_at: float
+
+
+class Sessions:
+    """Live admin sessions by id, oldest first; at most `capacity` (about 200 bytes each)."""
+
+    def __init__(self, lifetime_s: float, *, capacity: int = 1000) -> None:
+        self.lifetime_s = lifetime_s
+        self.capacity = capacity
+        self._live: OrderedDict[str, Session] = OrderedDict()
+
+    def get(self, session_id: str | None, now: float) -> Session | None:
+        session = self._live.get(session_id) if session_id else None
+        if session is not None and session.expires_at <= now:
+            del self._live[session.id]
+            return None
+        return session
+
+    def start(self, now: float) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_hex(32), now + self.lifetime_s)
+        self._live[session.id] = session
+        while len(self._live) > self.capacity:
+            self._live.popitem(last=False)
+        return session
+
+
+def set_cookie(response: web.StreamResponse, session: Session, *, secure: bool) -> None:
+    response.set_cookie(COOKIE, session.id, path="/admin", httponly=True, samesite="Strict", secure=secure)
 
 
 def _source(request: web.Request) -> str | None:
@@ -45,10 +82,12 @@ async def presented_token(request: web.Request) -> str:
     return ""
 
 
-async def problem(request: web.Request, expected: str) -> str | None:
-    """Why this POST must be refused, or None when it passes."""
+async def problem(request: web.Request, session: Session | None) -> str | None:
+    """Why this state-changing request must be refused, or None when it passes."""
     if not same_origin(request):
         return "cross-origin request refused"
-    if not hmac.compare_digest((await presented_token(request)).encode(), expected.encode()):
+    if session is None:
+        return "no admin session: load /admin/dashboard (keeping its cookie) for a CSRF token"
+    if not hmac.compare_digest((await presented_token(request)).encode(), session.token.encode()):
         return f"missing or wrong CSRF token (send the {HEADER} header the dashboard page carries)"
     return None

@@ -9,10 +9,11 @@ from prometheus_client import CollectorRegistry
 from services.monitor.aggregator import Aggregator
 from services.monitor.alerts import AlertEngine
 from services.monitor.checker import Checker
+from services.monitor.csrf import Sessions
 from services.monitor.deadletters import DeadLetterBox
 from services.monitor.queues import Queues
 from services.monitor.settings import MonitorSettings
-from services.monitor.throttle import FailureThrottle
+from services.monitor.throttle import LoginThrottle
 from services.monitor.webhook import Webhook
 from services.monitor.workers import WorkerRegistry
 from shared import edge
@@ -21,7 +22,8 @@ SETTINGS = web.AppKey("settings", MonitorSettings)
 AGGREGATOR = web.AppKey("aggregator", Aggregator)
 WORKERS = web.AppKey("workers", WorkerRegistry)
 ALERTS = web.AppKey("alerts", AlertEngine)
-THROTTLE = web.AppKey("throttle", FailureThrottle)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+SESSIONS = web.AppKey("sessions", Sessions)
 
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 POOL = edge.POOL

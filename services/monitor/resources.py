@@ -43,7 +43,10 @@ def _queues(app: web.Application) -> Queues:
     if settings.rabbitmq_management_url is None:
         return Queues(amqp)
     management = ManagementQueues(
-        app[keys.HTTP], str(settings.rabbitmq_management_url), str(settings.amqp_url), app[keys.BROKER].topology
+        app[keys.HTTP],
+        str(settings.rabbitmq_management_url.get_secret_value()),
+        str(settings.amqp_url.get_secret_value()),
+        app[keys.BROKER].topology,
     )
     return Queues(amqp, management)
 
@@ -65,7 +68,7 @@ def _webhook(app: web.Application) -> Webhook | None:
         return None
     app[keys.WEBHOOK] = Webhook(
         app[keys.HTTP],
-        str(settings.alert_webhook_url),
+        str(settings.alert_webhook_url.get_secret_value()),
         environment=settings.environment,
         timeout=settings.alert_webhook_timeout,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
-from shared.settings import HttpServiceSettings
+from shared.settings import HttpServiceSettings, SecretHttpUrl
 
 Window = Literal["1m", "5m", "1h"]
 LatencyMetric = Literal["queue_wait", "processing", "end_to_end"]
@@ -19,13 +21,19 @@ class MonitorSettings(HttpServiceSettings):
     admin_username: str = Field(default="admin", min_length=1, max_length=200)
     admin_password: SecretStr | None = Field(default=None, min_length=8)
     auth_max_failures: int = Field(default=5, ge=1, le=1000)
+    # Failures against one user name from any addresses: higher than per client, since it locks the
+    # real operator out too, yet it stops a guesser that spreads over many addresses.
+    auth_max_user_failures: int = Field(default=20, ge=1, le=10_000)
     auth_lockout_seconds: float = Field(default=300.0, gt=0, le=86_400)
-    # Behind Railway's proxy every client shares the proxy's address; only then trust X-Forwarded-For.
-    trust_forwarded_for: bool = False
+    # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed. Behind Railway's proxy every
+    # client shares the proxy's address; anyone else could write any address there.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # A session (its CSRF token) lasts this long; the next authenticated request after that gets a new one.
+    admin_session_seconds: float = Field(default=8 * 3600.0, gt=0, le=7 * 86_400)
 
     check_interval: float = Field(default=5.0, gt=0, le=300)
     heartbeat_stale_factor: float = Field(default=3.0, ge=1.0, le=100)
-    rabbitmq_management_url: AnyHttpUrl | None = None
+    rabbitmq_management_url: SecretHttpUrl | None = None
     dead_letter_peek_limit: int = Field(default=100, ge=1, le=1000)
     dashboard_refresh_seconds: float = Field(default=5.0, ge=0.5, le=300)
 
@@ -38,10 +46,17 @@ class MonitorSettings(HttpServiceSettings):
     alert_consecutive_checks: int = Field(default=3, ge=1, le=100)
     alert_min_samples: int = Field(default=10, ge=1)
     alert_history_size: int = Field(default=200, ge=1, le=10_000)
-    alert_webhook_url: AnyHttpUrl | None = None
+    alert_webhook_url: SecretHttpUrl | None = None
     alert_webhook_timeout: float = Field(default=5.0, gt=0, le=60)
 
     sentry_free_spans: int = Field(default=100_000, ge=1)
     sentry_spans_per_request: float = Field(default=5.0, gt=0)
     sentry_requests_per_job: float = Field(default=5.0, gt=0)
     budget_refresh_interval: float = Field(default=60.0, gt=0, le=86_400)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip())
+        return value

@@ -1,4 +1,5 @@
-"""Throttling failed logins per client: a few tries, then a wait, so passwords cannot be guessed at speed."""
+"""Throttling failed logins per client and per user name: a few tries, then a wait, so passwords cannot
+be guessed at speed, from one address or from many."""
 
 from __future__ import annotations
 
@@ -42,3 +43,29 @@ class FailureThrottle:
         while len(self._failures) > self.capacity:
             oldest = min(self._failures, key=lambda c: self._failures[c][-1])
             del self._failures[oldest]
+
+
+class LoginThrottle:
+    """Failed logins counted twice: per client address, and per user name from any address.
+
+    A client's record is cleared when it logs in; a user name's is not, since Basic credentials come
+    with every admin request and the operator's own traffic would otherwise reset a guesser's count.
+    """
+
+    def __init__(self, *, per_client: int, per_user: int, window_s: float) -> None:
+        self.clients = FailureThrottle(per_client, window_s)
+        self.users = FailureThrottle(per_user, window_s)
+
+    def retry_after(self, client: str, user: str | None, now: float) -> float | None:
+        waits = [self.clients.retry_after(client, now)]
+        if user is not None:
+            waits.append(self.users.retry_after(user, now))
+        return max((wait for wait in waits if wait is not None), default=None)
+
+    def failed(self, client: str, user: str | None, now: float) -> None:
+        self.clients.failed(client, now)
+        if user is not None:
+            self.users.failed(user, now)
+
+    def succeeded(self, client: str) -> None:
+        self.clients.succeeded(client)

@@ -10,6 +10,7 @@ from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 from shared.errors import DependencyUnavailable
 from shared.logs import configure_logging
+from shared.redaction import secret_values
 from shared.settings import load_settings
 from shared.telemetry import setup_telemetry
 
@@ -24,7 +25,7 @@ async def _serve(settings: WorkerSettings) -> None:
 
 def main() -> None:
     settings = load_settings(WorkerSettings)
-    configure_logging("worker", settings.log_level)
+    configure_logging("worker", settings.log_level, secrets=secret_values(settings))
     telemetry = setup_telemetry("worker", settings, sentry_tags={"worker_id": settings.worker_id})
     try:
         asyncio.run(_serve(settings))

@@ -31,14 +31,14 @@ log = structlog.get_logger()
 async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContext]:
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(
-            str(settings.database_url),
+            str(settings.database_url.get_secret_value()),
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             startup_timeout=settings.startup_timeout,
         )
         stack.push_async_callback(pool.close)
         broker = await Broker.connect(
-            str(settings.amqp_url),
+            str(settings.amqp_url.get_secret_value()),
             Topology(settings.broker_prefix),
             name=f"luster-worker:{settings.worker_id}",
             startup_timeout=settings.startup_timeout,

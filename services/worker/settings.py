@@ -7,7 +7,7 @@ import socket
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.worker.faults import Faults
@@ -24,7 +24,7 @@ class WorkerSettings(StorageSettings):
     # When both tiers wait, this many premium jobs start for each free one.
     premium_share: int = Field(default=3, ge=1, le=100)
     engine: Literal["local", "openai"] = "local"
-    openai_api_key: str | None = None
+    openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-image-1"
     max_image_pixels: int = Field(default=50_000_000, ge=1)
@@ -35,6 +35,8 @@ class WorkerSettings(StorageSettings):
     shutdown_grace: float = Field(default=60.0, ge=0, le=3600)
     # How often this worker looks for jobs whose worker is gone (see sweeper.py).
     sweep_interval: float = Field(default=10.0, gt=0, le=3600)
+    # Photos, outputs and finished jobs older than this many days are deleted (hourly); 0 keeps them.
+    retention_days: float = Field(default=90.0, ge=0, le=36500)
     # How often the broker is asked whether our consumers are registered, and how long it may say
     # no (or not answer) before the worker exits non-zero for its platform to restart it.
     watchdog_interval: float = Field(default=5.0, gt=0, le=600)

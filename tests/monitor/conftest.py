@@ -25,9 +25,10 @@ from services.monitor.app import create_app as create_monitor
 from services.monitor.settings import MonitorSettings
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
+from shared import apikeys
 from shared.domain import Tier
 from shared.topology import Topology
-from tests.conftest import AppFactory, SettingsFactory, app_factory
+from tests.conftest import AppFactory, SettingsFactory
 from tests.conftest import Client as Client  # the tests beside this conftest import it from here
 
 PASSWORD = "correct horse battery staple"
@@ -75,8 +76,16 @@ def monitor_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> Monit
 
 @pytest.fixture
 def monitor_factory(monitor_settings: MonitorSettings, aiohttp_client: AiohttpClient) -> MonitorFactory:
-    """Settings (and so the test's broker namespace) come first: apps close before their queues go."""
-    return app_factory(aiohttp_client, create_monitor, monitor_settings)
+    """Settings (and so the test's broker namespace) come first: apps close before their queues go.
+
+    Overrides are validated as the environment's values are (secret URLs wrapped, CIDRs parsed).
+    """
+
+    async def make(**overrides: Any) -> Client:
+        settings = MonitorSettings(**{**dict(monitor_settings), **overrides})
+        return await aiohttp_client(create_monitor(settings))
+
+    return make
 
 
 @pytest.fixture
@@ -86,7 +95,11 @@ async def monitor(monitor_factory: MonitorFactory) -> Client:
 
 @pytest.fixture
 async def api(pool: asyncpg.Pool, settings_for: SettingsFactory, aiohttp_client: AiohttpClient) -> Client:
-    return await aiohttp_client(create_api(settings_for(ApiSettings)))
+    """The real api, called with an API key of a premium plan (every request carries it)."""
+    _, token = await apikeys.create_key(
+        pool, owner=f"monitor-tests-{uuid.uuid4().hex[:8]}", name="tests", plan="premium"
+    )
+    return await aiohttp_client(create_api(settings_for(ApiSettings)), headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.fixture

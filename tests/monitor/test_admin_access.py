@@ -1,14 +1,16 @@
-"""Admin access over real HTTP: Basic auth with a 401 challenge, refusal without a password, throttling, CSRF."""
+"""Admin access over real HTTP: Basic auth with a 401 challenge, refusal without a password, throttling
+per client (behind trusted proxies only) and per user name, CSRF tokens per session."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.monitor.conftest import ADMIN, Client, MonitorFactory, admin_json
+from tests.monitor.conftest import ADMIN, Client, MonitorFactory, admin_json, poll
 from tests.monitor.seed import seed_hour
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,107 @@ async def test_recent_jobs_filter_and_page(pool: asyncpg.Pool, monitor: Client) 
     for bad in ("limit=1000", "status=lost", "tier=gold", "cursor=%%%", "colour=red"):
         response = await monitor.get(f"/admin/jobs?{bad}", headers=ADMIN)
         assert response.status == 422, bad
+
+
+def _from(address: str, headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "X-Forwarded-For": address}
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(monitor_factory: MonitorFactory) -> None:
+    """No proxies configured: a client rotating X-Forwarded-For is still one client, and locked out."""
+    monitor = await monitor_factory(auth_max_failures=3, auth_lockout_seconds=60)
+    for n in range(3):
+        assert (await monitor.get("/admin/health", headers=_from(f"198.51.100.{n}", WRONG))).status == 401
+    assert (await monitor.get("/admin/health", headers=_from("198.51.100.99", ADMIN))).status == 429
+
+
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(monitor_factory: MonitorFactory) -> None:
+    """The test client connects from 127.0.0.1, here the trusted proxy: each forwarded client counts alone."""
+    monitor = await monitor_factory(auth_max_failures=3, auth_lockout_seconds=60, trusted_proxies="127.0.0.0/8")
+    for _ in range(3):
+        assert (await monitor.get("/admin/health", headers=_from("198.51.100.1", WRONG))).status == 401
+    assert (await monitor.get("/admin/health", headers=_from("198.51.100.1", ADMIN))).status == 429
+    # What a client writes left of the proxy's own entry changes nothing: the proxy appended the real one.
+    spoofed = _from("203.0.113.5, 198.51.100.1", ADMIN)
+    assert (await monitor.get("/admin/health", headers=spoofed)).status == 429
+    assert (await monitor.get("/admin/health", headers=_from("198.51.100.2", ADMIN))).status == 200
+
+
+async def test_a_user_name_locks_out_across_client_addresses(monitor_factory: MonitorFactory) -> None:
+    monitor = await monitor_factory(
+        auth_max_failures=100, auth_max_user_failures=3, auth_lockout_seconds=60, trusted_proxies="127.0.0.1/32"
+    )
+    for n in range(3):  # one guess each from three addresses: no client is over its own limit
+        assert (await monitor.get("/admin/health", headers=_from(f"198.51.100.{n}", WRONG))).status == 401
+    locked = await monitor.get("/admin/health", headers=_from("198.51.100.50", ADMIN))
+    assert locked.status == 429 and (await locked.json())["error"]["code"] == "too_many_attempts"
+    other_name = {"Authorization": aiohttp.encode_basic_auth("operator", "whatever")}
+    assert (await monitor.get("/admin/health", headers=_from("198.51.100.50", other_name))).status == 401
+    assert (await monitor.get("/health")).status == 200
+
+
+def _cookie(monitor: Client) -> str | None:
+    """The session cookie the server set (the one the test plants has no path)."""
+    jar = monitor.session.cookie_jar
+    found = [c.value for c in jar if c.key == "luster_admin_session" and c["path"] == "/admin"]
+    return found[0] if found else None
+
+
+async def test_csrf_tokens_are_per_session(monitor: Client, aiohttp_client: Any) -> None:
+    first = await _token(monitor)
+    assert await _token(monitor) == first  # the same session keeps its token
+    cookie = (await monitor.get("/admin/dashboard", headers=ADMIN)).cookies  # no new cookie for a live session
+    assert "luster_admin_session" not in cookie
+    second_browser = await aiohttp_client(monitor.server)
+    second = await _token(second_browser)
+    assert second != first
+    # A token is good only with its own session's cookie.
+    crossed = await second_browser.post(PURGE, headers={**ADMIN, "X-CSRF-Token": first})
+    assert crossed.status == 403 and (await crossed.json())["error"]["code"] == "csrf_failed"
+    assert (await second_browser.post(PURGE, headers={**ADMIN, "X-CSRF-Token": second})).status == 200
+    assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": first})).status == 200
+
+
+async def test_the_session_cookie_is_locked_down(monitor: Client) -> None:
+    response = await monitor.get("/admin/dashboard", headers=ADMIN)
+    header = response.headers["Set-Cookie"]
+    assert header.startswith("luster_admin_session=")
+    for attribute in ("HttpOnly", "SameSite=Strict", "Path=/admin"):
+        assert attribute in header, header
+    assert "Secure" not in header  # plain HTTP here; over HTTPS (or a trusted proxy saying so) it is set
+
+
+async def test_a_token_without_its_session_cookie_is_refused(monitor: Client) -> None:
+    token = await _token(monitor)
+    monitor.session.cookie_jar.clear()
+    refused = await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": token})
+    assert refused.status == 403 and "no admin session" in (await refused.json())["error"]["message"]
+    monitor.session.cookie_jar.update_cookies({"luster_admin_session": "chosen-by-an-attacker"})
+    assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": token})).status == 403
+
+
+async def test_csrf_token_rotates_after_login(monitor: Client) -> None:
+    before, old_session = await _token(monitor), _cookie(monitor)
+    # A new login: the browser comes back without its session (closed, or its cookie dropped), or with
+    # one the server never issued (a fixation attempt): it never keeps the id it brought.
+    monitor.session.cookie_jar.clear()
+    monitor.session.cookie_jar.update_cookies({"luster_admin_session": "chosen-by-an-attacker"})
+    after, new_session = await _token(monitor), _cookie(monitor)
+    assert after != before
+    assert new_session not in (None, old_session, "chosen-by-an-attacker")
+    assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": before})).status == 403
+    assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": after})).status == 200
+
+
+async def test_csrf_token_rotates_when_the_session_expires(monitor_factory: MonitorFactory) -> None:
+    monitor = await monitor_factory(admin_session_seconds=0.3)
+    first = await _token(monitor)
+    rotated = first
+
+    async def new_token() -> bool:
+        nonlocal rotated
+        rotated = await _token(monitor)
+        return rotated != first
+
+    await poll(new_token, within=10, what="the session to expire and the dashboard to start a new one")
+    assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": first})).status == 403

@@ -1,16 +1,22 @@
-"""Login throttling, Basic credential parsing and the CSRF origin check, as plain functions."""
+"""Login throttling, client addresses behind proxies, Basic credential parsing, CSRF sessions and the
+origin check, as plain functions."""
 
 from __future__ import annotations
 
 import base64
+from ipaddress import ip_network
+from unittest import mock
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
 
 from services.monitor.auth import client_of, credentials, is_admin
-from services.monitor.csrf import same_origin, token_for
+from services.monitor.csrf import Sessions, same_origin
 from services.monitor.settings import MonitorSettings
-from services.monitor.throttle import FailureThrottle
+from services.monitor.throttle import FailureThrottle, LoginThrottle
+
+PROXY = (ip_network("10.0.0.0/8"),)
 
 
 def test_throttle_blocks_after_the_limit_until_the_window_passes() -> None:
@@ -38,8 +44,24 @@ def test_throttle_memory_is_bounded() -> None:
     assert len(throttle._failures) <= 100
 
 
-def _request(**headers: str) -> web.Request:
-    return make_mocked_request("POST", "/admin/x", headers={"Host": "monitor.example:8001", **headers})
+def test_per_user_name_lockout_spans_client_addresses() -> None:
+    throttle = LoginThrottle(per_client=3, per_user=4, window_s=60)
+    for second, client in enumerate(("1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4")):
+        assert throttle.retry_after(client, "admin", second) is None
+        throttle.failed(client, "admin", second)
+    assert throttle.retry_after("5.5.5.5", "admin", 10) == 50  # a fresh address, the same name
+    assert throttle.retry_after("5.5.5.5", "someone", 10) is None
+    throttle.succeeded("5.5.5.5")  # the operator's own login does not reset a guesser's count
+    assert throttle.retry_after("5.5.5.5", "admin", 11) is not None
+
+
+def _request(*, peer: str = "127.0.0.1", forwarded: tuple[str, ...] = (), **headers: str) -> web.Request:
+    all_headers = CIMultiDict({"Host": "monitor.example:8001", **headers})
+    for value in forwarded:
+        all_headers.add("X-Forwarded-For", value)
+    transport = mock.Mock()  # make_mocked_request's own device: the socket peer a request came from
+    transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" else default
+    return make_mocked_request("POST", "/admin/x", headers=all_headers, transport=transport)
 
 
 def test_credentials_are_parsed_from_the_basic_header() -> None:
@@ -57,10 +79,26 @@ def test_both_username_and_password_must_match() -> None:
     assert not is_admin(settings, "admin", "s3cret-enougH")
 
 
-def test_forwarded_for_is_trusted_only_when_configured() -> None:
-    request = _request(**{"X-Forwarded-For": "6.6.6.6, 9.9.9.9"})
-    assert client_of(request, trust_forwarded_for=True) == "9.9.9.9"  # what the proxy itself saw
-    assert client_of(request, trust_forwarded_for=False) != "9.9.9.9"
+def test_forwarded_for_counts_only_from_a_trusted_proxy() -> None:
+    from_proxy = _request(peer="10.1.2.3", forwarded=("6.6.6.6, 9.9.9.9",))
+    assert client_of(from_proxy, trusted_proxies=PROXY) == "9.9.9.9"  # what the proxy itself saw
+    assert client_of(from_proxy, trusted_proxies=()) == "10.1.2.3"  # no proxies configured: the peer
+    stranger = _request(peer="203.0.113.7", forwarded=("9.9.9.9",))
+    assert client_of(stranger, trusted_proxies=PROXY) == "203.0.113.7"  # anyone can write the header
+
+
+def test_forwarded_for_is_read_from_the_right_past_our_own_proxies() -> None:
+    chain = _request(peer="10.0.0.1", forwarded=("6.6.6.6, 9.9.9.9", "10.0.0.2"))  # two headers, two proxies
+    assert client_of(chain, trusted_proxies=PROXY) == "9.9.9.9"
+    only_proxies = _request(peer="10.0.0.1", forwarded=("10.0.0.3",))
+    assert client_of(only_proxies, trusted_proxies=PROXY) == "10.0.0.3"
+    assert client_of(_request(peer="10.0.0.1"), trusted_proxies=PROXY) == "10.0.0.1"
+
+
+def test_trusted_proxies_setting_takes_cidrs() -> None:
+    settings = MonitorSettings(trusted_proxies="10.0.0.0/8, 2001:db8::/32 ,192.0.2.1")
+    assert [str(network) for network in settings.trusted_proxies] == ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"]
+    assert MonitorSettings().trusted_proxies == ()
 
 
 def test_same_origin_check() -> None:
@@ -72,6 +110,20 @@ def test_same_origin_check() -> None:
     assert same_origin(_request())  # curl: no Origin, but it still needs the token
 
 
-def test_csrf_token_changes_with_the_password() -> None:
-    assert token_for("admin", "one password") != token_for("admin", "another one")
-    assert token_for("admin", "one password") == token_for("admin", "one password")
+def test_sessions_have_their_own_tokens_and_expire() -> None:
+    sessions = Sessions(lifetime_s=60)
+    first, second = sessions.start(0), sessions.start(0)
+    assert first.id != second.id and first.token != second.token
+    assert len(first.token) == 64
+    assert sessions.get(first.id, 59) == first
+    assert sessions.get(first.id, 60) is None  # expired: the next login gets a new session and token
+    assert sessions.get("an id the client made up", 1) is None
+    assert sessions.get(None, 1) is None
+
+
+def test_sessions_are_bounded() -> None:
+    sessions = Sessions(lifetime_s=60, capacity=10)
+    started = [sessions.start(0) for _ in range(50)]
+    assert sessions.get(started[0].id, 1) is None
+    assert sessions.get(started[-1].id, 1) == started[-1]
+    assert len(sessions._live) == 10

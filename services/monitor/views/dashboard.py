@@ -9,8 +9,8 @@ from string import Template
 
 from aiohttp import web
 
-from services.monitor import keys, report
-from services.monitor.auth import csrf_token
+from services.monitor import auth, csrf, keys, report
+from shared.errors import NotFound
 
 HERE = Path(__file__).resolve().parent.parent
 TEMPLATE = HERE / "templates" / "dashboard.html"
@@ -22,26 +22,38 @@ def _template() -> Template:
     return Template(TEMPLATE.read_text(encoding="utf-8"))
 
 
+@functools.cache
+def _static(name: str) -> bytes:
+    return (HERE / "static" / name).read_bytes()
+
+
 async def index(_: web.Request) -> web.Response:
     raise web.HTTPFound("/admin/dashboard")
 
 
 async def page(request: web.Request) -> web.Response:
+    """The page hands out the session's CSRF token; loading it without a live session is the login."""
     settings = request.app[keys.SETTINGS]
+    session, started = auth.login_session(request)
     text = _template().substitute(
-        csrf_token=html.escape(csrf_token(settings)),
+        csrf_token=html.escape(session.token),
         refresh_ms=int(settings.dashboard_refresh_seconds * 1000),
         environment=html.escape(settings.environment),
         version=html.escape(settings.app_version),
     )
-    return web.Response(text=text, content_type="text/html")
+    response = web.Response(text=text, content_type="text/html")
+    if started:
+        csrf.set_cookie(response, session, secure=auth.over_https(request, trusted_proxies=settings.trusted_proxies))
+    return response
 
 
-async def asset(request: web.Request) -> web.FileResponse:
+async def asset(request: web.Request) -> web.Response:
+    """Three known files, served from memory: no path is built from the request, and no range or
+    conditional request reaches a file handler (the name never goes into a reason phrase either)."""
     name = request.match_info["name"]
     if name not in STATIC:
-        raise web.HTTPNotFound(reason=f"no static file {name}")
-    return web.FileResponse(HERE / "static" / name, headers={"Content-Type": STATIC[name]})
+        raise NotFound("no such static file")
+    return web.Response(body=_static(name), headers={"Content-Type": STATIC[name]})
 
 
 async def overview(request: web.Request) -> web.Response:

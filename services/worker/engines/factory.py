@@ -21,7 +21,7 @@ def _configured_engine(settings: WorkerSettings, executor: Executor) -> Engine:
         from services.worker.engines.openai import OpenAIEngine
 
         return OpenAIEngine(
-            api_key=settings.openai_api_key or "",
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
             base_url=settings.openai_base_url,
             model=settings.openai_model,
             timeout=settings.job_timeout,
