@@ -19,11 +19,24 @@ ALLOWED_FORMATS: dict[str, str] = {
     "WEBP": "image/webp",
 }
 DEFAULT_MAX_PIXELS = 40_000_000
+# A side this long is a panorama strip or a hostile header, not a listing photo; the api's defaults.
+DEFAULT_MAX_SIDE = 12_000
+DEFAULT_MAX_ASPECT_RATIO = 20.0
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 # EXIF orientations 5-8 store the picture turned a quarter: displayed width is the stored height.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# How to turn the stored pixels upright, per EXIF orientation (1, "as stored", needs nothing).
+_TRANSPOSES: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # Pillow's decoders raise many unrelated types on hostile input; all of them mean "broken file" to us.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
 # catch_warnings swaps the process-wide filter list; serialising our own uses keeps two threads
@@ -61,13 +74,19 @@ def _head(data: bytes | BinaryIO) -> bytes:
     return head
 
 
-def open_image(data: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
-    """Decode ``data`` (bytes or an open file) fully, refusing other formats, too many pixels and broken files."""
+def open_image(
+    data: bytes | BinaryIO, *, max_pixels: int, max_side: int | None = None, max_aspect_ratio: float | None = None
+) -> Image.Image:
+    """Decode ``data`` (bytes or an open file) fully, refusing other formats, too many pixels and broken files.
+
+    Every size cap is checked against the dimensions the header declares, before one pixel is decoded.
+    """
     fmt = sniff_format(_head(data))
     if fmt is None:
         raise UnsupportedImage("not a JPEG, PNG or WebP image", field="file", code="unsupported_format")
     image = _open_header(data, fmt)
     _check_pixels(image.size, max_pixels)
+    _check_shape(image.size, max_side, max_aspect_ratio)
     try:
         image.load()
     except _DECODE_ERRORS as exc:
@@ -75,18 +94,44 @@ def open_image(data: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
     return image
 
 
-def probe(data: bytes | BinaryIO, *, max_pixels: int) -> ImageInfo:
+def probe(
+    data: bytes | BinaryIO, *, max_pixels: int, max_side: int | None = None, max_aspect_ratio: float | None = None
+) -> ImageInfo:
     """Validate ``data`` and describe it; width and height are as displayed (EXIF orientation applied)."""
     fmt = sniff_format(_head(data)) or ""
-    image = open_image(data, max_pixels=max_pixels)
+    image = open_image(data, max_pixels=max_pixels, max_side=max_side, max_aspect_ratio=max_aspect_ratio)
     width, height = image.size
-    if image.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
+    if orientation(image) in _QUARTER_TURNS:
         width, height = height, width
     return ImageInfo(format=fmt, content_type=ALLOWED_FORMATS[fmt], width=width, height=height)
 
 
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8); unreadable or out-of-range metadata counts as absent, that is 1.
+
+    EXIF is parsed lazily, from bytes the client chose: a PNG eXIf chunk or WebP EXIF chunk that is not
+    TIFF raises from getexif(), and a tag may hold any type (text, a rational, a tuple, 65535).
+    """
+    # Pillow also warns about EXIF it half reads; that is absent metadata too, not news for the log.
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = image.getexif().get(ExifTags.Base.Orientation)
+        except _DECODE_ERRORS:
+            return 1
+    return value if type(value) is int and 1 <= value <= 8 else 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The pixels turned as the EXIF orientation says; ``info`` (the ICC profile) comes along unchanged."""
+    transpose = _TRANSPOSES.get(orientation(image))
+    return image.transpose(transpose) if transpose is not None else image
+
+
 def _open_header(data: bytes | BinaryIO, fmt: str) -> Image.Image:
     with _WARNINGS_LOCK, warnings.catch_warnings():
+        # Header parsing warns about odd metadata it skips (ignored: the pixels decide), and about bombs.
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=[fmt])
@@ -100,6 +145,22 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise _too_many_pixels(f"{width}x{height} is more than {max_pixels} pixels")
+
+
+def _check_shape(size: tuple[int, int], max_side: int | None, max_aspect_ratio: float | None) -> None:
+    width, height = size
+    if max_side is not None and max(width, height) > max_side:
+        raise UnsupportedImage(
+            f"image too large: {width}x{height} has a side longer than {max_side} pixels",
+            field="file",
+            code="side_too_long",
+        )
+    if max_aspect_ratio is not None and max(width, height) > max_aspect_ratio * max(min(width, height), 1):
+        raise UnsupportedImage(
+            f"image too narrow: {width}x{height} is more elongated than {max_aspect_ratio:g}:1",
+            field="file",
+            code="extreme_aspect_ratio",
+        )
 
 
 def _too_many_pixels(detail: str) -> UnsupportedImage:

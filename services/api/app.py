@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
-from services.api import keys, resources
+from services.api import auth, keys, limits, resources
 from services.api.routes import setup_routes
 from services.api.settings import ApiSettings
+from services.api.uploads import limit_decodes
 from shared import edge
 from shared.tracing import server_middleware
 
 # Room for the largest upload plus the form's other fields; uploads are capped while streamed.
 FORM_OVERHEAD_BYTES = 64 * 1024
+# Headers the api stores, and what each may hold: an Idempotency-Key is kept and compared as sent.
+HEADER_RULES = {"Idempotency-Key": re.compile(r"[\x21-\x7e]{1,255}")}
 
 
 def create_app(settings: ApiSettings) -> web.Application:
+    edge.answer_protocol_errors_in_json()
     app = web.Application(
-        middlewares=[server_middleware(), edge.access_log, edge.errors],
+        # Errors wrap authentication and limits, so their refusals are JSON like any other.
+        middlewares=[
+            server_middleware(trust_incoming=settings.trusts_incoming_trace),
+            edge.access_log,
+            edge.clean_path,  # before anything reads the path: a control character in it is a 400
+            edge.errors,
+            edge.valid_headers(HEADER_RULES),
+            limit_decodes(
+                concurrent=settings.max_concurrent_decodes,
+                max_side=settings.max_image_side,
+                max_aspect_ratio=settings.max_image_aspect_ratio,
+            ),
+            auth.authenticate,
+            limits.limit,
+        ],
         client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        # Bodies arrive as sent: a compressed one is refused (bodies.py), never inflated past the caps.
+        handler_args={**edge.PARSER_LIMITS, "auto_decompress": False},
     )
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.extend(

@@ -1,20 +1,38 @@
-"""Turning request bodies (JSON or multipart) into validated models, with errors that name the field."""
+"""Turning request bodies (JSON or multipart) into validated models, with errors that name the field.
+
+Every body is read within the instance's limits (settings): a JSON cap, a number of form parts, a byte
+budget, and one deadline for the whole body. Bodies arrive as sent: aiohttp's decompression is off
+(app.py), and a Content-Encoding is refused rather than inflated.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
+from services.api import keys
 from services.api.uploads import Upload, read_file_part
-from shared.errors import InvalidField, MalformedBody
+from shared.errors import InvalidField, MalformedBody, PayloadTooLarge, UnsupportedImage
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 MAX_FIELD_BYTES = 16 * 1024
+# All text fields of one form together (a job form needs well under 2 KiB).
+MAX_FORM_FIELDS_BYTES = 64 * 1024
+# Integers longer than this are no id, count or size of ours; int() of a huge one costs quadratic time.
+MAX_INT_DIGITS = 18
+JSON_CHUNK_BYTES = 16 * 1024
+# How a body that stops half-way shows up: a reset connection, or aiohttp's parser on broken framing.
+_CUT_SHORT = (ConnectionResetError, RequestPayloadError, HttpProcessingError)
 
 
 def parse_model(model: type[ModelT], data: Any) -> ModelT:
@@ -34,9 +52,18 @@ class FormBody:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, read within MAX_JSON_BYTES and parsed with numbers kept in bounds."""
+    settings = request.app[keys.SETTINGS]
+    _refuse_encoded(request)
+    raw = await _in_time(request, _read_capped(request, settings.max_json_bytes))
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, LookupError) as error:  # LookupError: unknown charset
+        body = json.loads(
+            raw.decode(request.charset or "utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    except (ValueError, LookupError) as error:  # JSONDecodeError, UnicodeDecodeError, our number checks, charsets
         raise MalformedBody(f"body is not valid JSON: {error}") from error
     except RecursionError as error:  # json.loads recurses once per nesting level
         raise MalformedBody("body is nested too deeply") from error
@@ -45,31 +72,102 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def _read_capped(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.content.iter_chunked(JSON_CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+    except _CUT_SHORT as error:
+        raise MalformedBody("the body ended before it was complete") from error
+    return bytes(body)
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"integer with more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _refuse_encoded(request: web.Request) -> None:
+    """A compressed body could inflate far past every cap: refuse it before reading a byte."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # 415 is the status for an encoding we do not take (RFC 9110 15.5.16); this is its one 415 error class.
+        raise UnsupportedImage(
+            "send the body without Content-Encoding", field="Content-Encoding", code="unsupported_content_encoding"
+        )
+
+
+async def _in_time(request: web.Request, reading: Awaitable[T]) -> T:
+    """`reading` within BODY_READ_TIMEOUT_S, or a 408: a client that trickles its body holds a slot meanwhile."""
+    timeout_s = request.app[keys.SETTINGS].body_read_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await reading
+    except TimeoutError as error:
+        raise web.HTTPRequestTimeout() from error
+
+
 async def read_form(request: web.Request, *, max_file_bytes: int, file_field: str = "file") -> FormBody:
     """Read a multipart form; the one file part is streamed with a byte cap."""
+    _refuse_encoded(request)
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError, KeyError) as error:
         raise MalformedBody("body is not a valid multipart form") from error
+    limits = _FormLimits(request.app[keys.SETTINGS].max_form_parts, max_file_bytes, file_field)
     try:
-        return await _read_parts(reader, max_file_bytes=max_file_bytes, file_field=file_field)
-    except (ValueError, HttpProcessingError) as error:  # aiohttp's parser on a body cut short or mangled
+        return await _in_time(request, _read_parts(reader, limits))
+    except (ValueError, *_CUT_SHORT) as error:  # aiohttp's parser on a body cut short or mangled
         raise MalformedBody("body is not a valid multipart form") from error
 
 
-async def _read_parts(reader: MultipartReader, *, max_file_bytes: int, file_field: str) -> FormBody:
+@dataclass
+class _FormLimits:
+    """What one form may still hold; the byte budgets shrink as parts arrive."""
+
+    parts: int
+    file_bytes: int
+    file_field: str
+    field_bytes: int = MAX_FORM_FIELDS_BYTES
+
+    def count_part(self) -> None:
+        self.parts -= 1
+        if self.parts < 0:
+            raise PayloadTooLarge("the form has too many parts", code="too_many_parts")
+
+
+async def _read_parts(reader: MultipartReader, limits: _FormLimits) -> FormBody:
     fields: dict[str, str] = {}
     upload: Upload | None = None
     try:
         while (part := await reader.next()) is not None:
+            limits.count_part()
             if not isinstance(part, BodyPartReader) or not part.name:
                 raise MalformedBody("nested or unnamed multipart parts are not accepted")
-            if part.name == file_field and part.filename is not None:
+            if part.name == limits.file_field and part.filename is not None:
                 if upload is not None:
                     upload.close()  # the last file part wins, as the last field does
-                upload = await read_file_part(part, max_bytes=max_file_bytes)
+                # Every file part draws on one budget: a form of many files is as large as one.
+                upload = await read_file_part(part, max_bytes=limits.file_bytes)
+                limits.file_bytes -= upload.size
             else:
-                fields[part.name] = await _read_field(part)
+                fields[part.name] = await _read_field(part, limits)
     except BaseException:
         if upload is not None:
             upload.close()
@@ -77,12 +175,15 @@ async def _read_parts(reader: MultipartReader, *, max_file_bytes: int, file_fiel
     return FormBody(fields, upload)
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(part: BodyPartReader, limits: _FormLimits) -> str:
     raw = b""
     while chunk := await part.read_chunk(MAX_FIELD_BYTES):
         raw += chunk
         if len(raw) > MAX_FIELD_BYTES:
             raise InvalidField(f"{part.name} is too long", field=part.name)
+    limits.field_bytes -= len(raw)
+    if limits.field_bytes < 0:
+        raise PayloadTooLarge("the form's fields are too large together", code="form_too_large")
     try:
         return raw.decode(part.get_charset(default="utf-8"))
     except (UnicodeDecodeError, LookupError) as error:

@@ -7,15 +7,21 @@ An upload is spooled: the first SPOOL_BYTES stay in memory, the rest go to a tem
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
+import re
 import tempfile
+import unicodedata
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import asyncpg
-from aiohttp import BodyPartReader
+from aiohttp import BodyPartReader, web
+from aiohttp.typedefs import Handler, Middleware
 
 from shared.assets import Asset, insert_asset
 from shared.errors import InvalidField, PayloadTooLarge, UnsupportedImage
@@ -25,6 +31,11 @@ from shared.storage import Store
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CHUNK_BYTES = 64 * 1024
 SPOOL_BYTES = 1024 * 1024
+MAX_NAME_LENGTH = 255
+# Control, format (bidi overrides, zero-width) and surrogate (undecodable bytes) characters: invisible
+# or misleading on screen, and NUL or lone surrogates are more than PostgreSQL text can hold.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs"})
+_PATH_SEPARATORS = re.compile(r"[/\\]")
 
 
 @dataclass(frozen=True)
@@ -69,10 +80,41 @@ async def read_file_part(part: BodyPartReader, *, max_bytes: int) -> Upload:
 
 
 def display_name(filename: str | None) -> str | None:
-    """The client's file name, kept for display only, without what PostgreSQL text cannot hold."""
-    # Bytes that are not UTF-8 arrive as lone surrogates, which asyncpg cannot encode: drop them.
-    cleaned = (filename or "").encode("utf-8", "ignore").decode()
-    return cleaned[:255] or None
+    """The client's file name, kept for display only: its last path component, printable, bounded."""
+    base = _PATH_SEPARATORS.split(filename or "")[-1][: 4 * MAX_NAME_LENGTH]
+    cleaned = "".join(char for char in base if unicodedata.category(char) not in _UNPRINTABLE).strip()
+    return cleaned[:MAX_NAME_LENGTH] or None
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What decoding one api instance allows: how many at once, and the shape caps checked from the header."""
+
+    slots: asyncio.Semaphore
+    max_side: int
+    max_aspect_ratio: float
+
+
+# The instance's limits for image checks made while serving a request; set by `limit_decodes`.
+_LIMITS: ContextVar[DecodeLimits | None] = ContextVar("decode_limits", default=None)
+
+
+def limit_decodes(*, concurrent: int, max_side: int, max_aspect_ratio: float) -> Middleware:
+    """A middleware that makes every check_image of a request obey this instance's decode limits.
+
+    One semaphore per app: a decode holds up to MAX_IMAGE_PIXELS x 4 bytes, so their number bounds memory.
+    """
+    limits = DecodeLimits(asyncio.Semaphore(concurrent), max_side, max_aspect_ratio)
+
+    @web.middleware
+    async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        token = _LIMITS.set(limits)
+        try:
+            return await handler(request)
+        finally:
+            _LIMITS.reset(token)
+
+    return bounded
 
 
 async def check_image(file: BinaryIO, *, max_pixels: int) -> ImageInfo:
@@ -81,7 +123,26 @@ async def check_image(file: BinaryIO, *, max_pixels: int) -> ImageInfo:
     if sniff_format(head) is None:
         allowed = ", ".join(sorted(ALLOWED_FORMATS.values()))
         raise UnsupportedImage(f"file is not an image we accept ({allowed})", field="file", code="unsupported_format")
-    return await asyncio.get_running_loop().run_in_executor(None, lambda: probe(file, max_pixels=max_pixels))
+    limits = _LIMITS.get()
+    if limits is None:  # outside a request (scripts, tests of this function): pixels are the only cap
+        return await asyncio.to_thread(probe, file, max_pixels=max_pixels)
+    work = functools.partial(
+        probe, file, max_pixels=max_pixels, max_side=limits.max_side, max_aspect_ratio=limits.max_aspect_ratio
+    )
+    return await run_bounded(limits.slots, work)
+
+
+async def run_bounded(slots: asyncio.Semaphore, work: Callable[[], ImageInfo]) -> ImageInfo:
+    """Run `work` in a thread while holding a slot, until the thread ends, even if the caller is cancelled."""
+    await slots.acquire()
+    try:
+        future = asyncio.get_running_loop().run_in_executor(None, work)
+    except BaseException:
+        slots.release()
+        raise
+    future.add_done_callback(lambda _: slots.release())
+    # A cancelled request must not free the slot while its thread still decodes: shield the thread's future.
+    return await asyncio.shield(future)
 
 
 def _head(file: BinaryIO) -> bytes:
@@ -95,16 +156,18 @@ def stored_key(asset_id: uuid.UUID, info: ImageInfo) -> str:
     return f"{asset_id}.{EXTENSIONS[info.format]}"
 
 
-async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, max_pixels: int) -> Asset:
-    """Check the image, store the bytes under a generated key, then record the asset."""
+async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, owner: str, max_pixels: int) -> Asset:
+    """Check the image, store the bytes under a generated key, then record the asset as `owner`'s."""
     info = await check_image(upload.file, max_pixels=max_pixels)
     asset_id = uuid.uuid4()
     key = stored_key(asset_id, info)
     await storage.put_file(key, upload.file, upload.size)
-    return await record(pool, asset_id, info, upload, key)
+    return await record(pool, asset_id, info, upload, key, owner=owner)
 
 
-async def record(pool: asyncpg.Pool, asset_id: uuid.UUID, info: ImageInfo, upload: Upload, key: str) -> Asset:
+async def record(
+    pool: asyncpg.Pool, asset_id: uuid.UUID, info: ImageInfo, upload: Upload, key: str, *, owner: str
+) -> Asset:
     return await insert_asset(
         pool,
         asset_id=asset_id,
@@ -115,4 +178,5 @@ async def record(pool: asyncpg.Pool, asset_id: uuid.UUID, info: ImageInfo, uploa
         height=info.height,
         sha256=upload.sha256,
         storage_key=key,
+        owner=owner,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -11,7 +13,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from shared.errors import UnsupportedImage
-from shared.imaging import ALLOWED_FORMATS, ImageInfo, open_image, probe, sniff_format
+from shared.imaging import ALLOWED_FORMATS, ImageInfo, open_image, orientation, probe, sniff_format, upright
 
 MAX_PIXELS = 1_000_000
 
@@ -41,9 +43,14 @@ def rejection(data: bytes, max_pixels: int = MAX_PIXELS) -> UnsupportedImage:
     return caught.value
 
 
-@pytest.mark.parametrize(("fmt", "content_type"), [
-    ("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "content_type"),
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("WEBP", "image/webp"),
+    ],
+)
 def test_format_comes_from_the_bytes(fmt: str, content_type: str) -> None:
     data = encoded(fmt)
 
@@ -62,12 +69,16 @@ def test_a_lying_name_or_type_changes_nothing() -> None:
     assert (declared_name, declared_type) != ("photo.png", info.content_type)
 
 
-@pytest.mark.parametrize("data", [
-    b"just some text, not a photo\n" * 4,
-    encoded("GIF"),
-    encoded("BMP"),
-    b"",
-], ids=["text", "gif", "bmp", "empty"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"just some text, not a photo\n" * 4,
+        encoded("GIF"),
+        encoded("BMP"),
+        b"",
+    ],
+    ids=["text", "gif", "bmp", "empty"],
+)
 def test_other_formats_are_unsupported(data: bytes) -> None:
     assert sniff_format(data[:16]) is None
     assert rejection(data).code == "unsupported_format"
@@ -126,3 +137,94 @@ def test_open_image_returns_the_decoded_pixels() -> None:
 
     assert (image.format, image.size) == ("PNG", (40, 30))
     assert image.getpixel((0, 0)) == (200, 120, 40)
+
+
+def exif_block(orientation: bytes) -> bytes:
+    """A little-endian TIFF block holding one Orientation entry with the given type and value fields."""
+    return b"II*\x00\x08\x00\x00\x00\x01\x00\x12\x01" + orientation + b"\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize(
+    "exif",
+    [
+        b"\xde\xad\xbe\xef" * 8,  # not TIFF: getexif() raises SyntaxError
+        b"II*\x00",  # a TIFF header and nothing after it: struct.error
+        exif_block(b"\x03\x00\x01\x00\x00\x00\x09\x00\x00\x00"),  # SHORT 9: out of range
+        exif_block(b"\x03\x00\x01\x00\x00\x00\xff\xff\x00\x00"),  # SHORT 65535
+        exif_block(b"\x02\x00\x02\x00\x00\x00\x36\x00\x00\x00"),  # ASCII "6"
+    ],
+    ids=["not TIFF", "header only", "9", "65535", "text"],
+)
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_unreadable_or_out_of_range_orientation_counts_as_absent(fmt: str, exif: bytes) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(buffer, fmt, exif=exif)
+
+    info = probe(buffer.getvalue(), max_pixels=MAX_PIXELS)
+    image = open_image(buffer.getvalue(), max_pixels=MAX_PIXELS)
+
+    assert (info.width, info.height) == (40, 30)
+    assert orientation(image) == 1
+    assert upright(image).size == (40, 30)
+
+
+@pytest.mark.parametrize(("value", "size"), [(1, (40, 30)), (3, (40, 30)), (6, (30, 40)), (8, (30, 40))])
+def test_upright_turns_the_pixels_as_a_valid_orientation_says(value: int, size: tuple[int, int]) -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = value
+    image = open_image(encoded("JPEG", (40, 30), exif), max_pixels=MAX_PIXELS)
+
+    assert orientation(image) == value
+    assert upright(image).size == size
+
+
+@pytest.mark.parametrize(
+    ("size", "code"),
+    [((12_001, 100), "side_too_long"), ((100, 12_001), "side_too_long"), ((2_100, 100), "extreme_aspect_ratio")],
+)
+def test_side_and_aspect_ratio_are_capped_from_the_header(size: tuple[int, int], code: str) -> None:
+    with pytest.raises(UnsupportedImage) as caught:
+        open_image(png_header_only(*size), max_pixels=10**9, max_side=12_000, max_aspect_ratio=20)
+
+    assert caught.value.code == code
+
+
+def test_shapes_within_the_caps_pass() -> None:
+    image = open_image(encoded("PNG", (400, 20)), max_pixels=MAX_PIXELS, max_side=400, max_aspect_ratio=20)
+
+    assert image.size == (400, 20)
+
+
+PEAK_MEMORY = """
+import resource, sys
+from shared.imaging import probe
+data = sys.stdin.buffer.read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    probe(data, max_pixels=10**9, max_side=12_000, max_aspect_ratio=20)
+except Exception as error:
+    print(getattr(error, "code", repr(error)))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_small_file_declaring_a_huge_image_costs_no_memory(fmt: str) -> None:
+    # 20 000 x 4 000 is 80 M pixels: under Pillow's own bomb warning, 240 MB as RGB if it were decoded.
+    data = png_header_only(20_000, 4_000) if fmt == "PNG" else jpeg_declaring(20_000, 4_000)
+    assert len(data) < 100_000
+
+    # A fresh process of its own, so its peak resident size measures this probe and nothing else.
+    run = subprocess.run([sys.executable, "-c", PEAK_MEMORY], input=data, capture_output=True, check=True, timeout=60)
+    code, grown_kib = run.stdout.decode().split()
+
+    assert code == "side_too_long"
+    assert int(grown_kib) < 20 * 1024
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header says `width` x `height`."""
+    jpeg = bytearray(encoded("JPEG"))
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(jpeg)

@@ -6,13 +6,14 @@ import asyncio
 import functools
 import io
 import math
+import struct
 from collections.abc import Callable
 from concurrent.futures import Executor
 from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageCms, ImageFilter, ImageOps
+from PIL import Image, ImageCms, ImageFilter
 
 from services.worker.engines import EnhanceRequest, EnhanceResult, regions
 from services.worker.engines.pixels import (
@@ -27,7 +28,7 @@ from services.worker.engines.pixels import (
 )
 from services.worker.engines.styles import TIER_OUTPUT, Adjustments, adjustments_for
 from shared.errors import PermanentEngineError, UnsupportedImage
-from shared.imaging import DEFAULT_MAX_PIXELS, open_image
+from shared.imaging import DEFAULT_MAX_PIXELS, open_image, upright
 
 NAME = "local"
 
@@ -38,13 +39,15 @@ _CAST_TOLERANCE = 0.06  # length of the vector of natural-log channel gains
 _LOG_GAIN_LIMITS = (math.log(0.6), math.log(1.6))  # beyond this a "cast" is more likely the subject
 _GAMMA_LIMITS = (0.45, 2.0)
 _MAX_BLACK_POINT = 0.1
+# What Pillow raises on hostile metadata (ICC bytes, transparency of the wrong length) after a good decode.
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error)
 
 
 def enhance_sync(request: EnhanceRequest, *, max_pixels: int) -> EnhanceResult:
     """Enhance one photo; raises PermanentEngineError when the bytes are not an image we accept."""
     output = TIER_OUTPUT[request.tier]
     adjustments = adjustments_for(request.style, request.prompt)
-    image = _resize_long_edge(_upright_rgb(_decode(request.image, max_pixels)), output.long_edge)
+    image = _resize_long_edge(_normalised(_decode(request.image, max_pixels)), output.long_edge)
     pixels = _correct(as_pixels(image), adjustments)
     final = _sharpen(to_image(pixels), adjustments)
     buffer = io.BytesIO()
@@ -82,8 +85,17 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
         raise PermanentEngineError(exc.message, code=exc.code) from exc
 
 
+def _normalised(image: Image.Image) -> Image.Image:
+    """Upright 8-bit sRGB, or a permanent failure: the bytes decoded, so no retry would fare better."""
+    try:
+        return _upright_rgb(image)
+    except _PILLOW_ERRORS as exc:
+        raise PermanentEngineError(f"the image cannot be converted: {exc}", code="corrupt_image") from exc
+
+
 def _upright_rgb(image: Image.Image) -> Image.Image:
-    image = _eight_bit(_to_srgb(ImageOps.exif_transpose(image)))
+    # Our own orientation reader: EXIF the client wrote may be unparseable or out of range; then it is ignored.
+    image = _eight_bit(_to_srgb(upright(image)))
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -107,7 +119,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         mode = "RGBA" if image.mode == "RGBA" else "RGB"
         converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
-    except (ImageCms.PyCMSError, OSError, ValueError):
+    except (ImageCms.PyCMSError, *_PILLOW_ERRORS):
         # A broken embedded profile is common in the wild; the pixels are still worth keeping.
         return image
     return converted or image
