@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all run test lint typecheck migrate services venv browser valgrind bench chaos lock clean
+.PHONY: all run test lint typecheck migrate services venv browser valgrind bench chaos fuzz lock clean
 
 all: lint typecheck test
 
@@ -56,6 +56,10 @@ bench: venv services migrate valgrind
 chaos: venv services
 	@status=0; CHAOS_JOBS=200 CHAOS_BACKLOG_JOBS=2000 $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider || status=$$?; \
 	CHAOS_JOBS=200 $(PY) -m tests.chaos.report --update-docs --quiet; exit $$status
+
+## Schemathesis against a real api with a real key, every check, 1,000 examples an operation (make test runs 8).
+fuzz: venv services
+	FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/api/test_fuzz.py -p no:cacheprovider -o timeout=3600 -s
 
 ## Re-resolve both locks from pyproject.toml (pins already in them are kept where they still fit).
 COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \

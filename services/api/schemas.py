@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +16,38 @@ from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job
 
 PROMPT_MAX_LENGTH = 1000
+# At least one character clean_prompt keeps: not white space (Python's, spelled out: JSON Schema's `\s`
+# differs), not a control, format or private-use character of the Basic Multilingual Plane. clean_prompt
+# removes exactly these, so the document says precisely which prompts the server takes.
+_INVISIBLE = (
+    r"\x00-\x20\x7f-\xa0\xad\u0600-\u0605\u061c\u06dd\u070f\u1680\u180e\u2000-\u200f\u2028-\u202f"
+    r"\u205f-\u2064\u2066-\u206f\u3000\ue000-\uf8ff\ufeff\ufff9-\ufffb"
+)
+PROMPT_PATTERN = rf"[^{_INVISIBLE}]"
+_INVISIBLE_CHARACTER = re.compile(rf"[{_INVISIBLE}]")
+# Cursors are URL-safe base64 (shared/jobs.py encode_cursor); only one the API issued names a page.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
+CURSOR_MAX_LENGTH = 512
+# Visible ASCII only; services/api/app.py HEADER_RULES refuses anything else before a handler runs.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+
+
+def clean_prompt(prompt: str) -> str:
+    """The words a person can see: NFC, without the characters of `_INVISIBLE`, runs of white space as one space.
+
+    Invisible characters (zero-width spaces, bidi overrides, controls) can hide instructions from a reader
+    of the job that the engine still follows; a prompt that was nothing but them is refused. The set is the
+    one PROMPT_PATTERN names, so the document and the server agree on every prompt.
+    """
+    spaced = _INVISIBLE_CHARACTER.sub(_space_or_nothing, unicodedata.normalize("NFC", prompt))
+    cleaned = " ".join(spaced.split())
+    if not cleaned:
+        raise ValueError("must contain visible words")
+    return cleaned
+
+
+def _space_or_nothing(match: re.Match[str]) -> str:
+    return " " if match.group().isspace() else ""
 
 
 class JobCreate(BaseModel):
@@ -24,17 +58,19 @@ class JobCreate(BaseModel):
     asset_id: uuid.UUID | None = Field(
         default=None, description="An uploaded asset; omit it when sending `file` inline."
     )
-    prompt: str = Field(min_length=1, max_length=PROMPT_MAX_LENGTH, description="What to enhance, in words.")
+    prompt: str = Field(
+        min_length=1,
+        max_length=PROMPT_MAX_LENGTH,
+        pattern=PROMPT_PATTERN,
+        description="What to enhance, in words: at least one visible character.",
+    )
     tier: Tier = Tier.FREE
     style: Style = Style.DEFAULT
 
     @field_validator("prompt")
     @classmethod
-    def _storable(cls, prompt: str) -> str:
-        # PostgreSQL text cannot hold NUL: refuse it here instead of failing at the INSERT.
-        if "\x00" in prompt:
-            raise ValueError("must not contain NUL characters")
-        return prompt
+    def _cleaned(cls, prompt: str) -> str:
+        return clean_prompt(prompt)
 
 
 class AssetOut(BaseModel):
@@ -139,7 +175,13 @@ class JobListQuery(BaseModel):
 
     status: JobStatus | None = None
     tier: Tier | None = None
-    cursor: str | None = None
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page, as it was given; any other value is a 422.",
+    )
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -151,6 +193,19 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class JobHeaders(BaseModel):
+    """Request headers of POST /jobs (besides Authorization)."""
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Send the same key again to get the first job back instead of a second one (per key owner).",
+    )
 
 
 class HealthOut(BaseModel):
