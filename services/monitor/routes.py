@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.monitor.views import alerts, dashboard, health, jobs, metrics, queues
+from services.monitor.views import alerts, apikeys, dashboard, health, jobs, metrics, queues
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -24,6 +24,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", f"{DEAD_LETTERS}/purge", queues.purge),
     ("POST", f"{DEAD_LETTERS}/{{key}}/requeue", queues.requeue_one),
     ("GET", "/admin/alerts", alerts.listing),
+    ("GET", "/admin/keys", apikeys.listing),
+    ("POST", "/admin/keys", apikeys.create),
+    ("POST", "/admin/keys/{key_id}/revoke", apikeys.revoke),
     ("GET", "/metrics", metrics.scrape),
 )
 

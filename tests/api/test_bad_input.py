@@ -110,7 +110,7 @@ CASES: dict[str, Case] = {
     "JSON over its own cap": Case(
         "POST", "/jobs", 413, raw(b'{"prompt": "' + b"x" * 70_000 + b'"}', "application/json"), code="payload_too_large"
     ),
-    "JSON only invisible prompt": Case("POST", "/jobs", 422, as_json(asset_id="{asset}", prompt="\u0000\u200b"), "prompt"),
+    "JSON invisible prompt": Case("POST", "/jobs", 422, as_json(asset_id="{asset}", prompt="\u0000\u200b"), "prompt"),
     "JSON in an unknown charset": Case("POST", "/jobs", 400, raw(b"{}", "application/json; charset=bogus")),
     "JSON asset_id a number": Case("POST", "/jobs", 422, as_json(asset_id=7, prompt="x"), "asset_id"),
     "JSON prompt a number": Case("POST", "/jobs", 422, as_json(asset_id="{asset}", prompt=12), "prompt"),

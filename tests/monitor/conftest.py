@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,6 +51,19 @@ async def poll(check: Callable[[], Awaitable[bool]], *, within: float = 15.0, wh
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within:g} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def csrf_token(client: Client) -> str:
+    """The CSRF token of the client's admin session (the dashboard starts one; the client keeps the cookie)."""
+    page = await (await client.get("/admin/dashboard", headers=ADMIN)).text()
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]{64})">', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+async def admin_post_headers(client: Client) -> dict[str, str]:
+    """Every credential an admin POST needs: Basic, and the session's CSRF token."""
+    return {**ADMIN, "X-CSRF-Token": await csrf_token(client)}
 
 
 async def admin_json(client: Client, path: str) -> Any:

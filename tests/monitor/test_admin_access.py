@@ -3,14 +3,13 @@ per client (behind trusted proxies only) and per user name, CSRF tokens per sess
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.monitor.conftest import ADMIN, Client, MonitorFactory, admin_json, poll
+from tests.monitor.conftest import ADMIN, Client, MonitorFactory, admin_json, csrf_token, poll
 from tests.monitor.seed import seed_hour
 
 pytestmark = pytest.mark.integration
@@ -69,15 +68,8 @@ async def test_failed_logins_are_throttled_per_client(monitor_factory: MonitorFa
     assert (await monitor.get("/health")).status == 200
 
 
-async def _token(monitor: Client) -> str:
-    page = await (await monitor.get("/admin/dashboard", headers=ADMIN)).text()
-    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]{64})">', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
 async def test_posts_need_the_csrf_token_and_the_same_origin(monitor: Client) -> None:
-    token = await _token(monitor)
+    token = await csrf_token(monitor)
     refused = await monitor.post(PURGE, headers=ADMIN)
     assert refused.status == 403 and (await refused.json())["error"]["code"] == "csrf_failed"
     assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": "0" * 64})).status == 403
@@ -164,12 +156,12 @@ def _cookie(monitor: Client) -> str | None:
 
 
 async def test_csrf_tokens_are_per_session(monitor: Client, aiohttp_client: Any) -> None:
-    first = await _token(monitor)
-    assert await _token(monitor) == first  # the same session keeps its token
+    first = await csrf_token(monitor)
+    assert await csrf_token(monitor) == first  # the same session keeps its token
     cookie = (await monitor.get("/admin/dashboard", headers=ADMIN)).cookies  # no new cookie for a live session
     assert "luster_admin_session" not in cookie
     second_browser = await aiohttp_client(monitor.server)
-    second = await _token(second_browser)
+    second = await csrf_token(second_browser)
     assert second != first
     # A token is good only with its own session's cookie.
     crossed = await second_browser.post(PURGE, headers={**ADMIN, "X-CSRF-Token": first})
@@ -188,7 +180,7 @@ async def test_the_session_cookie_is_locked_down(monitor: Client) -> None:
 
 
 async def test_a_token_without_its_session_cookie_is_refused(monitor: Client) -> None:
-    token = await _token(monitor)
+    token = await csrf_token(monitor)
     monitor.session.cookie_jar.clear()
     refused = await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": token})
     assert refused.status == 403 and "no admin session" in (await refused.json())["error"]["message"]
@@ -197,12 +189,12 @@ async def test_a_token_without_its_session_cookie_is_refused(monitor: Client) ->
 
 
 async def test_csrf_token_rotates_after_login(monitor: Client) -> None:
-    before, old_session = await _token(monitor), _cookie(monitor)
+    before, old_session = await csrf_token(monitor), _cookie(monitor)
     # A new login: the browser comes back without its session (closed, or its cookie dropped), or with
     # one the server never issued (a fixation attempt): it never keeps the id it brought.
     monitor.session.cookie_jar.clear()
     monitor.session.cookie_jar.update_cookies({"luster_admin_session": "chosen-by-an-attacker"})
-    after, new_session = await _token(monitor), _cookie(monitor)
+    after, new_session = await csrf_token(monitor), _cookie(monitor)
     assert after != before
     assert new_session not in (None, old_session, "chosen-by-an-attacker")
     assert (await monitor.post(PURGE, headers={**ADMIN, "X-CSRF-Token": before})).status == 403
@@ -211,12 +203,12 @@ async def test_csrf_token_rotates_after_login(monitor: Client) -> None:
 
 async def test_csrf_token_rotates_when_the_session_expires(monitor_factory: MonitorFactory) -> None:
     monitor = await monitor_factory(admin_session_seconds=0.3)
-    first = await _token(monitor)
+    first = await csrf_token(monitor)
     rotated = first
 
     async def new_token() -> bool:
         nonlocal rotated
-        rotated = await _token(monitor)
+        rotated = await csrf_token(monitor)
         return rotated != first
 
     await poll(new_token, within=10, what="the session to expire and the dashboard to start a new one")

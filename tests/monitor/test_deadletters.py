@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +12,7 @@ from aio_pika.abc import AbstractRobustConnection
 from shared.broker import Broker, Delivery, consume
 from shared.domain import Tier
 from shared.topology import DELIVERY_LIMIT, Topology
-from tests.monitor.conftest import ADMIN, Client, admin_json, poll, queue_counts
+from tests.monitor.conftest import Client, admin_json, admin_post_headers, poll, queue_counts
 
 pytestmark = pytest.mark.integration
 DEAD = "/admin/queues/dead-letters"
@@ -26,15 +25,8 @@ async def broker(amqp_url: str, topology: Topology) -> AsyncIterator[Broker]:
     await broker.close()
 
 
-async def _token(monitor: Client) -> dict[str, str]:
-    page = await (await monitor.get("/admin/dashboard", headers=ADMIN)).text()
-    found = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page)
-    assert found
-    return {**ADMIN, "X-CSRF-Token": found.group(1)}
-
-
 async def _post(monitor: Client, path: str) -> tuple[int, Any]:
-    response = await monitor.post(path, headers=await _token(monitor))
+    response = await monitor.post(path, headers=await admin_post_headers(monitor))
     return response.status, await response.json()
 
 

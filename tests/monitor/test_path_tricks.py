@@ -14,7 +14,7 @@ from services.monitor.routes import ROUTES
 from shared.broker import QUEUE_HEADER, REASON_HEADER, Broker
 from shared.domain import Tier
 from shared.topology import Topology
-from tests.monitor.conftest import ADMIN, Client, queue_counts
+from tests.monitor.conftest import ADMIN, Client, admin_post_headers, queue_counts
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +24,20 @@ CONTROLS = ("%0A", "%0D", "%00")
 TRICKED_KEYS = ("x\n", "x\r", "x\x00", "x")
 
 
+def fill(path: str, after: str = "", *, before: str = "") -> str:
+    """The route's path with real-looking values for its parameters, a control character around each."""
+    return re.sub(r"{(\w+)}", lambda m: before + ("dashboard.js" if m.group(1) == "name" else "x") + after, path)
+
+
 def tricked(path: str, control: str) -> list[str]:
     """The route's path with a control character in each place a guard or router might read."""
-    concrete = path.replace("{key}", "x").replace("{name}", "dashboard.js")
+    concrete = fill(path, "")
     head, _, last = concrete.rpartition("/")
     variants = {concrete + control, f"{head}/{control}{last}", f"{head}/{last}{control}/"}
     if head:
         variants.add(f"{head}{control}/{last}")
     if "{" in path:
-        variants |= {
-            path.replace("{key}", f"x{control}").replace("{name}", f"dashboard.js{control}"),
-            path.replace("{key}", f"{control}x").replace("{name}", f"{control}dashboard.js"),
-        }
+        variants |= {fill(path, after=control), fill(path, before=control)}
     return sorted(variants)
 
 
@@ -59,14 +61,6 @@ async def _dead_letters(broker: Broker, topology: Topology) -> None:
         await broker.channel.default_exchange.publish(message, routing_key=topology.dead_letter_queue)
 
 
-async def _admin_with_token(monitor: Client) -> dict[str, str]:
-    """Every credential a POST needs: Basic, and the session's CSRF token (the client keeps the cookie)."""
-    page = await (await monitor.get("/admin/dashboard", headers=ADMIN)).text()
-    found = re.search(r'name="csrf-token" content="([0-9a-f]{64})"', page)
-    assert found
-    return {**ADMIN, "X-CSRF-Token": found.group(1)}
-
-
 def test_every_route_is_tried_with_every_control_character() -> None:
     for method, path, _ in ROUTES:
         for control in CONTROLS:
@@ -79,7 +73,7 @@ async def test_control_characters_never_reach_a_guard_or_a_handler(
 ) -> None:
     await _dead_letters(broker, topology)
     assert (await queue_counts(amqp, topology.dead_letter_queue))[0] == len(TRICKED_KEYS)
-    admin = await _admin_with_token(monitor)
+    admin = await admin_post_headers(monitor)
     for headers in ({}, admin):
         for method, path in ATTEMPTS:
             response = await monitor.request(method, path, headers=headers)

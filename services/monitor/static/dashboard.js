@@ -72,7 +72,11 @@
     if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
     return body;
   }
-  const post = (url) => fetchJson(url, { method: "POST", headers: { "X-CSRF-Token": csrf } });
+  const post = (url, body) => fetchJson(url, {
+    method: "POST",
+    headers: { "X-CSRF-Token": csrf, ...(body ? { "Content-Type": "application/json" } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
 
   // ---- overview -----------------------------------------------------------------------------
   function renderHealth(data) {
@@ -266,8 +270,45 @@
     )));
   }
 
+  // ---- API keys -------------------------------------------------------------------------------
+  function keyRow(k) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Revoke";
+    button.className = "danger";
+    button.disabled = Boolean(k.revoked_at);
+    button.addEventListener("click", async () => {
+      if (!confirm(`Revoke ${k.prefix}… of ${k.owner}? Every request with it is refused from now on.`)) return;
+      const result = document.getElementById("key-result");
+      try { await post(`/admin/keys/${encodeURIComponent(k.id)}/revoke`); result.textContent = `revoked ${k.prefix}…`; }
+      catch (error) { result.textContent = `failed: ${error.message}`; }
+      await loadKeys();
+    });
+    return row(cell(`${k.prefix}…`, "mono"), k.owner, k.plan, k.name, stamp(k.created_at),
+      k.last_used_at ? stamp(k.last_used_at) : "never", k.revoked_at ? "revoked" : "active", withNode(button));
+  }
+
+  async function loadKeys() {
+    const data = await fetchJson("/admin/keys");
+    fill("keys-table", data.keys.length ? data.keys.map(keyRow) : [emptyRow(8, "no API keys yet")]);
+  }
+
+  document.getElementById("key-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const result = document.getElementById("key-result");
+    try {
+      const created = await post("/admin/keys", { owner: form.get("owner"), plan: form.get("plan"), name: form.get("name") });
+      result.textContent = `new key for ${created.key.owner}: ${created.token}`;
+      event.target.reset();
+    } catch (error) {
+      result.textContent = `failed: ${error.message}`;
+    }
+    await loadKeys();
+  });
+
   // ---- tabs -----------------------------------------------------------------------------------
-  const loaders = { jobs: () => loadJobs(false), queues: loadDead, alerts: loadAlerts };
+  const loaders = { jobs: () => loadJobs(false), queues: loadDead, alerts: loadAlerts, keys: loadKeys };
   function showTab() {
     const tab = (location.hash || "#overview").slice(1);
     state.tab = document.querySelector(`[data-section="${tab}"]`) ? tab : "overview";
