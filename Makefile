@@ -45,9 +45,10 @@ test: venv services browser
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/mypy shared services tests bench
 
 bench: venv services migrate valgrind
 	$(PY) -m bench

@@ -8,10 +8,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from shared.settings import StorageSettings
 from tests.system.processes import free_port
 
 ACCESS_KEY = "test-access-key"
@@ -58,6 +60,11 @@ def create_bucket(endpoint: str, bucket: str) -> None:
     request = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
     with urllib.request.urlopen(request, timeout=10):
         pass
+
+
+def settings_on(env: Mapping[str, Any]) -> StorageSettings:
+    """Storage settings from environment-style names (validated as the environment's values are)."""
+    return StorageSettings.model_validate({name.lower(): value for name, value in env.items()})
 
 
 def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from shared.storage import Stores, open_stores
 from shared.storage.s3 import S3Store
 from tests.api.conftest import ApiFactory, Client, JobWaiter, Submitter, Uploader, WorkerFactory, table_counts
 from tests.conftest import TEST_OWNER
+from tests.s3 import settings_on
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +32,14 @@ MIB = 1024 * 1024
 def s3(s3_env: dict[str, str]) -> dict[str, Any]:
     """Settings overrides that put a service on this test's bucket; parts of 5 MiB."""
     raw = {name.lower(): value for name, value in s3_env.items()} | {"s3_multipart_bytes": 5 * MIB}
-    validated = StorageSettings(**raw)  # overrides reach the services unvalidated (model_copy)
+    validated = settings_on(raw)  # overrides reach the services unvalidated (model_copy)
     return {name: getattr(validated, name) for name in raw}
 
 
 @pytest.fixture
 async def bucket(s3: dict[str, Any]) -> AsyncIterator[Stores]:
     """The test's own view of the bucket the api writes to."""
-    async with open_stores(StorageSettings(**s3)) as stores:
+    async with open_stores(settings_on(s3)) as stores:
         yield stores
 
 

@@ -1,7 +1,7 @@
 """The chaos results table: each scenario appends a JSON line, the table is printed from those lines.
 
-    python -m tests.chaos.report                # print the table of the last run (CHAOS_JOBS picks short or full)
-    python -m tests.chaos.report --update-docs  # also replace the table in docs/reliability.md
+python -m tests.chaos.report                # print the table of the last run (CHAOS_JOBS picks short or full)
+python -m tests.chaos.report --update-docs  # also replace the table in docs/reliability.md
 """
 
 from __future__ import annotations

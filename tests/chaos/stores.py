@@ -89,7 +89,9 @@ class InBucket:
                 "aws_secret_access_key": self.env["AWS_SECRET_ACCESS_KEY"],
                 "config": AioConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
             }
-            self._client = await self._stack.enter_async_context(get_session().create_client("s3", **options))
+            client: S3Client = await self._stack.enter_async_context(get_session().create_client("s3", **options))
+            self._client = client
+            return client
         return self._client
 
     async def _keys(self, area: str) -> set[str]:

@@ -32,8 +32,6 @@ async def test_engine_hangs(chaos: Chaos, jobs: int) -> None:
     chaos.conclude()
 
 
-
-
 async def test_engine_transient_errors(chaos: Chaos, jobs: int) -> None:
     """11. An engine with transient errors 30 % of the time (every job still succeeds; attempts recorded)."""
     # 0.3 ** 10: one job in 170,000 would exhaust its attempts.

@@ -23,7 +23,8 @@ from shared.domain import Tier
 from shared.healthcheck import health_url, probe
 from shared.topology import Topology
 from tests.chaos.queues import BrokerProbe
-from tests.system.processes import ROOT, Service, free_port, wait_healthy
+from tests.system.processes import ROOT as ROOT
+from tests.system.processes import Service, free_port, wait_healthy
 
 RAILWAY = ROOT / "deploy" / "railway"
 SERVICES = ("api", "worker", "monitor")

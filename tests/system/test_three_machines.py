@@ -22,9 +22,9 @@ import asyncpg
 import pytest
 from PIL import Image
 
-from shared.settings import StorageSettings
 from shared.storage import open_stores
 from tests.conftest import bearer
+from tests.s3 import settings_on
 from tests.system.conftest import submit_job
 from tests.system.processes import Service, free_port, start, wait_healthy
 
@@ -187,7 +187,7 @@ async def _monitor_saw(stack: Stack, job_ids: list[str], deadline_s: float = 60.
 
 
 async def _bucket_keys(s3_env: dict[str, str]) -> tuple[set[str], set[str]]:
-    settings = StorageSettings(**{name.lower(): value for name, value in s3_env.items()})
+    settings = settings_on(s3_env)
     async with open_stores(settings) as stores:
         return set(await stores.uploads.keys_older_than(-60)), set(await stores.outputs.keys_older_than(-60))
 

@@ -18,8 +18,12 @@ _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
 def house(
-    width: int = 400, height: int = 300, *, sky: tuple[tuple[float, ...], ...] = BLUE_SKY,
-    patchy_lawn: bool = False, seed: int = 7,
+    width: int = 400,
+    height: int = 300,
+    *,
+    sky: tuple[tuple[float, ...], ...] = BLUE_SKY,
+    patchy_lawn: bool = False,
+    seed: int = 7,
 ) -> Pixels:
     """A detached house under a sky, with a hedge, a lawn and a path."""
     y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
@@ -106,7 +110,7 @@ def cast_spread(pixels: Pixels) -> float:
 def _fill(pixels: Pixels, box: Box, colour: tuple[float, float, float]) -> None:
     height, width = pixels.shape[:2]
     left, top, right, bottom = box
-    pixels[round(top * height):round(bottom * height), round(left * width):round(right * width)] = colour
+    pixels[round(top * height) : round(bottom * height), round(left * width) : round(right * width)] = colour
 
 
 def _noisy(pixels: Pixels, seed: int) -> Pixels:

@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 
 from services.worker import leftovers
-from shared.settings import StorageSettings
 from shared.storage import Stores, open_stores
 from shared.storage.local import LocalStore
 from shared.storage.s3 import S3Store
 from tests.conftest import record_asset
+from tests.s3 import settings_on
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ async def test_half_written_outputs_go_after_the_given_age(storage_dirs: tuple[P
 
 @pytest.fixture
 async def s3_stores(s3_env: dict[str, str], storage_dirs: tuple[Path, Path]) -> AsyncIterator[Stores]:
-    settings = StorageSettings(**{name.lower(): value for name, value in s3_env.items()})
+    settings = settings_on(s3_env)
     async with open_stores(settings) as stores:
         yield stores
 

@@ -39,9 +39,7 @@ def source(name: str) -> bytes:
 
 
 @functools.cache
-def enhanced(
-    name: str, style: Style = Style.DEFAULT, prompt: str = "", tier: Tier = Tier.FREE
-) -> EnhanceResult:
+def enhanced(name: str, style: Style = Style.DEFAULT, prompt: str = "", tier: Tier = Tier.FREE) -> EnhanceResult:
     """The engine is a pure function of its request, so tests share each result."""
     return enhance_sync(EnhanceRequest(source(name), prompt, tier, style), max_pixels=MAX_PIXELS)
 
@@ -92,7 +90,7 @@ def test_sky_replacement_turns_an_overcast_sky_blue() -> None:
 def test_lawn_cleanup_greens_the_dry_patches() -> None:
     def patch_green_share(pixels: photos.Pixels) -> float:
         height, width = pixels.shape[:2]
-        patch = pixels[int(0.82 * height):int(0.90 * height), int(0.07 * width):int(0.23 * width)]
+        patch = pixels[int(0.82 * height) : int(0.90 * height), int(0.07 * width) : int(0.23 * width)]
         means = patch.reshape(-1, 3).mean(axis=0)
         return float(means[1] / means.sum())
 
@@ -102,15 +100,16 @@ def test_lawn_cleanup_greens_the_dry_patches() -> None:
     assert cleaned - default > 0.1, (default, cleaned)
 
 
-@pytest.mark.parametrize(("name", "tier", "size"), [
-    ("house", Tier.FREE, (1024, 768)),
-    ("portrait", Tier.FREE, (768, 1024)),
-    ("house", Tier.PREMIUM, (1536, 1152)),
-    ("portrait", Tier.PREMIUM, (1152, 1536)),
-])
-def test_the_long_edge_is_the_tiers_and_the_aspect_is_kept(
-    name: str, tier: Tier, size: tuple[int, int]
-) -> None:
+@pytest.mark.parametrize(
+    ("name", "tier", "size"),
+    [
+        ("house", Tier.FREE, (1024, 768)),
+        ("portrait", Tier.FREE, (768, 1024)),
+        ("house", Tier.PREMIUM, (1536, 1152)),
+        ("portrait", Tier.PREMIUM, (1152, 1536)),
+    ],
+)
+def test_the_long_edge_is_the_tiers_and_the_aspect_is_kept(name: str, tier: Tier, size: tuple[int, int]) -> None:
     result = enhanced(name, tier=tier)
 
     with Image.open(io.BytesIO(result.image)) as image:

@@ -43,10 +43,12 @@ class FakeOpenAI:
 
     async def edits(self, request: web.Request) -> web.Response:
         form = await request.post()
-        self.calls.append({
-            "authorization": request.headers.get("Authorization"),
-            **{key: _read(value) for key, value in form.items()},
-        })
+        self.calls.append(
+            {
+                "authorization": request.headers.get("Authorization"),
+                **{key: _read(value) for key, value in form.items()},
+            }
+        )
         await asyncio.sleep(self.delay)
         if self.status != 200:
             error = {"message": f"fake {self.status}", "type": "fake", "code": self.error_code}
@@ -85,9 +87,7 @@ def request(
     return EnhanceRequest(photo, prompt, tier, Style.DUSK)
 
 
-async def test_premium_edit_returns_the_image_its_size_and_cost(
-    engine: OpenAIEngine, fake_openai: FakeOpenAI
-) -> None:
+async def test_premium_edit_returns_the_image_its_size_and_cost(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
     result = await engine.enhance(request())
 
     assert (result.content_type, result.width, result.height) == ("image/png", 1536, 1024)
@@ -125,14 +125,17 @@ async def test_the_upload_is_upright_and_has_no_exif(engine: OpenAIEngine, fake_
         assert not sent.getexif()
 
 
-@pytest.mark.parametrize(("status", "code", "expected"), [
-    (429, "rate_limit_exceeded", TransientEngineError),
-    (500, "server_error", TransientEngineError),
-    (503, "server_error", TransientEngineError),
-    (400, "moderation_blocked", PermanentEngineError),
-    (401, "invalid_api_key", PermanentEngineError),
-    (429, "insufficient_quota", PermanentEngineError),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (429, "rate_limit_exceeded", TransientEngineError),
+        (500, "server_error", TransientEngineError),
+        (503, "server_error", TransientEngineError),
+        (400, "moderation_blocked", PermanentEngineError),
+        (401, "invalid_api_key", PermanentEngineError),
+        (429, "insufficient_quota", PermanentEngineError),
+    ],
+)
 async def test_errors_are_mapped_and_never_retried_by_the_client(
     engine: OpenAIEngine, fake_openai: FakeOpenAI, status: int, code: str, expected: type[Exception]
 ) -> None:

@@ -47,9 +47,7 @@ def upgrade() -> None:
     for table in ("assets", "jobs"):
         op.add_column(table, sa.Column("owner", sa.Text, nullable=False, server_default=DEFAULT_OWNER))
     op.create_index("idx_assets_owner_created", "assets", ["owner", "created_at"])
-    op.create_index(
-        "idx_jobs_owner_created_id", "jobs", ["owner", sa.text("created_at DESC"), sa.text("id DESC")]
-    )
+    op.create_index("idx_jobs_owner_created_id", "jobs", ["owner", sa.text("created_at DESC"), sa.text("id DESC")])
     op.create_index(
         "idx_jobs_owner_in_flight", "jobs", ["owner"], postgresql_where=sa.text("status IN ('queued', 'processing')")
     )
