@@ -29,6 +29,9 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 WORK_DIR = ROOT / "var" / "bench"
 # Tracing on: every span exported over OTLP/HTTP. Off: the SDK disabled, as if tracing were never set up.
 TRACING_OFF = {"OTEL_SDK_DISABLED": "true"}
+# Tracing as production runs it: the default sampling there (one trace in ten); the bench's API still
+# keeps its photos on local disk, which production refuses unless told the deploy is one machine.
+PRODUCTION = {"ENVIRONMENT": "production", "ALLOW_LOCAL_STORAGE": "true"}
 
 
 def _photo(width: int = 64, height: int = 48) -> bytes:

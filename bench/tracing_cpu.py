@@ -2,11 +2,12 @@
 
 Throughput on a shared machine moves with its neighbours; an instruction count does not: the same
 requests cost the same count whatever else the machine runs, so this is where a change to tracing's
-cost shows (the throughput benchmark could not tell the OTLP wire encoders apart; this can). Each API
+cost shows (the throughput benchmark could not tell two OTLP encoders apart; this can). Each API
 runs under callgrind with counting off through start-up and warm-up, and on for a fixed number of
 requests plus the seconds their spans take to be exported (the idle loop counts alike in all).
 A third API makes its spans without exporting them, as a service without OTLP_ENDPOINT does: the
-difference splits tracing's cost into making spans and exporting them.
+difference splits tracing's cost into making spans and exporting them (the library's OTLP exporter).
+Every trace is sampled here: the cost per traced request, which production's sampling then divides.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from opentelemetry import propagate
 from shared.errors import PoisonMessage
 from shared.events import Event, Payload, UndecodableEvent, decode, encode
 from shared.retry import retry_until_ready
+from shared.telemetry.tracing import consume_span, publish_span
 from shared.topology import Topology, declare
-from shared.tracing import consume_span, publish_span
 
 log = structlog.get_logger()
 

@@ -11,7 +11,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.retry import retry_until_ready
-from shared.tracing import untraced
+from shared.telemetry.tracing import untraced
 
 log = structlog.get_logger()
 

@@ -34,10 +34,10 @@ from shared.errors import (
     Unauthenticated,
     UnsupportedImage,
 )
-from shared.logs import configure_logging
-from shared.redaction import secret_values
 from shared.settings import BaseServiceSettings, HttpServiceSettings, load_settings
-from shared.telemetry import setup_telemetry
+from shared.telemetry.logs import configure_logging
+from shared.telemetry.redaction import secret_values
+from shared.telemetry.setup import setup_telemetry
 from shared.topology import Topology
 
 log = structlog.get_logger()

@@ -16,7 +16,7 @@ import structlog
 
 from shared.broker import Broker
 from shared.errors import DependencyUnavailable
-from shared.tracing import untraced
+from shared.telemetry.tracing import untraced
 
 log = structlog.get_logger()
 

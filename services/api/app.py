@@ -11,7 +11,7 @@ from services.api.routes import setup_routes
 from services.api.settings import ApiSettings
 from services.api.uploads import limit_decodes
 from shared import edge
-from shared.tracing import server_middleware
+from shared.telemetry.tracing import server_middleware
 
 # Room for the largest upload plus the form's other fields; uploads are capped while streamed.
 FORM_OVERHEAD_BYTES = 64 * 1024

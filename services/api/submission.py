@@ -17,8 +17,8 @@ from shared.broker import Broker, OutgoingMessage, event_message
 from shared.errors import Conflict, InvalidField, NotFound
 from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
+from shared.telemetry.tracing import trace_id_of
 from shared.topology import queued_routing_key
-from shared.tracing import trace_id_of
 
 log = structlog.get_logger()
 

@@ -14,7 +14,7 @@ from services.monitor.settings import MonitorSettings
 from services.monitor.throttle import LoginThrottle
 from services.monitor.workers import WorkerRegistry
 from shared import edge
-from shared.tracing import server_middleware
+from shared.telemetry.tracing import server_middleware
 
 
 def create_app(settings: MonitorSettings) -> web.Application:

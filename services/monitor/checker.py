@@ -23,7 +23,7 @@ from services.monitor.webhook import Webhook
 from services.monitor.workers import WorkerRegistry
 from shared.broker import Broker
 from shared.domain import JobStatus
-from shared.tracing import untraced
+from shared.telemetry.tracing import untraced
 
 log = structlog.get_logger()
 DEPENDENCY_TIMEOUT_S = 5.0  # an answer slower than this counts as no answer

@@ -9,10 +9,10 @@ import sys
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 from shared.errors import DependencyUnavailable
-from shared.logs import configure_logging
-from shared.redaction import secret_values
 from shared.settings import load_settings
-from shared.telemetry import setup_telemetry
+from shared.telemetry.logs import configure_logging
+from shared.telemetry.redaction import secret_values
+from shared.telemetry.setup import setup_telemetry
 
 
 async def _serve(settings: WorkerSettings) -> None:

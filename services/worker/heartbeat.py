@@ -11,7 +11,7 @@ import structlog
 from services.worker.context import WorkerContext
 from shared import workers
 from shared.events import WorkerHeartbeat, WorkerStopped, make_event
-from shared.tracing import untraced
+from shared.telemetry.tracing import untraced
 
 log = structlog.get_logger()
 PUBLISH_TIMEOUT_S = 5.0

@@ -14,7 +14,7 @@ from services.worker.engines import EnhanceRequest, EnhanceResult
 from shared.assets import get_asset
 from shared.errors import DependencyUnavailable, PermanentEngineError, TransientEngineError
 from shared.jobs import Job
-from shared.tracing import tracer
+from shared.telemetry.tracing import tracer
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 

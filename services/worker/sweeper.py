@@ -21,7 +21,7 @@ import structlog
 from services.worker import leftovers, retention, transitions
 from services.worker.context import WorkerContext
 from shared import jobs
-from shared.tracing import untraced
+from shared.telemetry.tracing import untraced
 
 log = structlog.get_logger()
 

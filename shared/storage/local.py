@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from shared.errors import Conflict
 from shared.storage import PresignedUpload, StoredObject, checked_key
-from shared.tracing import tracer
+from shared.telemetry.tracing import tracer
 
 TEMPORARY_SUFFIX = ".tmp"  # of a write in progress, named ".<key>.<random>.tmp" beside its target
 COPY_CHUNK = 1024 * 1024

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.errors import Conflict, DependencyUnavailable
 from shared.settings import StorageSettings
 from shared.storage import PresignedUpload, StoredObject, Stores, checked_key
-from shared.tracing import tracer
+from shared.telemetry.tracing import tracer
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -9,18 +9,22 @@ import uuid
 import aiohttp
 import asyncpg
 import pytest
+from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind
 from PIL import Image
+from pydantic import ValidationError
 from pytest_aiohttp import AiohttpClient
 
 from services.api.app import create_app as create_api
 from services.api.settings import ApiSettings
-from shared import apikeys, tracing
+from shared import apikeys
 from shared.settings import BaseServiceSettings, HttpServiceSettings
-from shared.telemetry import parse_headers, tracer_provider
+from shared.telemetry import tracing
+from shared.telemetry.setup import PRODUCTION_SAMPLE_RATIO, parse_headers, tracer_provider
 from tests.conftest import SettingsFactory
 from tests.system.receivers import otlp_receiver
 
@@ -66,6 +70,91 @@ def test_the_sampler_comes_from_the_standard_variables(
     provider, _ = tracer_provider("api", settings_for(BaseServiceSettings))
     with provider.get_tracer("luster").start_as_current_span("POST /jobs") as span:
         assert span.get_span_context().trace_flags.sampled is sampled
+
+
+def _sampled_share(provider: TracerProvider, *, traces: int = 1000) -> float:
+    """The share of new traces the provider keeps, over trace ids spread evenly across the id space.
+
+    The ratio samplers keep a trace id whose low 64 bits are below ratio × 2**64: one id in the middle
+    of each of `traces` equal slices makes the count exact, where random ids would only come near it.
+    """
+    step = 2**64 // traces
+    ids = (i * step + step // 2 for i in range(traces))
+    decisions = [provider.sampler.should_sample(None, trace_id, "POST /jobs").decision for trace_id in ids]
+    kept = decisions.count(Decision.RECORD_AND_SAMPLE)
+    return kept / traces
+
+
+@pytest.fixture
+def unset_sampler(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Neither sampler variable set, whatever the shell running the tests exports."""
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
+    return monkeypatch
+
+
+@pytest.mark.usefixtures("unset_sampler")
+def test_production_keeps_one_trace_in_ten_when_nothing_is_set() -> None:
+    provider, _ = tracer_provider("api", BaseServiceSettings(environment="production"))
+    assert _sampled_share(provider) == PRODUCTION_SAMPLE_RATIO == 0.1
+    assert provider.sampler.get_description().startswith("ParentBased{root:TraceIdRatioBased{0.1}")
+
+
+@pytest.mark.usefixtures("unset_sampler")
+def test_production_follows_the_parents_decision() -> None:
+    """The worker and the monitor keep or drop a job's spans as the api decided: its trace is whole or absent."""
+    provider, _ = tracer_provider("worker", BaseServiceSettings(environment="production"))
+    tracer = provider.get_tracer("luster")
+    # Trace ids the ratio alone would decide the other way: the parent's flag is what counts.
+    for trace_id, flags, sampled in (("f" * 32, "01", True), ("0" * 31 + "1", "00", False)):
+        parent = propagate.extract({"traceparent": f"00-{trace_id}-{'cd' * 8}-{flags}"})
+        with tracer.start_as_current_span("process jobs.free", context=parent) as span:
+            assert span.get_span_context().trace_flags.sampled is sampled
+
+
+@pytest.mark.usefixtures("unset_sampler")
+def test_development_keeps_every_trace() -> None:
+    provider, _ = tracer_provider("api", BaseServiceSettings(environment="development"))
+    assert _sampled_share(provider) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("variables", "share"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "always_on"}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, 0.25),
+        ({"OTEL_TRACES_SAMPLER": "ParentBased_TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, 0.25),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}, 1.0),  # no ratio given: the SDK's 1.0
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.5"}, 0.5),  # the ratio alone changes the default's ratio
+    ],
+)
+def test_in_production_the_standard_variables_win(
+    unset_sampler: pytest.MonkeyPatch, variables: dict[str, str], share: float
+) -> None:
+    for name, value in variables.items():
+        unset_sampler.setenv(name, value)
+    provider, _ = tracer_provider("api", BaseServiceSettings(environment="production"))
+    assert _sampled_share(provider) == share
+
+
+@pytest.mark.usefixtures("unset_sampler")
+def test_the_sampler_is_taken_from_the_settings_not_only_the_process_environment() -> None:
+    """A `.env` file or settings built in code decide too: the SDK alone would see only os.environ."""
+    settings = BaseServiceSettings(environment="production", otel_traces_sampler="always_off")
+    provider, _ = tracer_provider("api", settings)
+    assert _sampled_share(provider) == 0.0
+
+
+@pytest.mark.parametrize(("name", "value"), [("OTEL_TRACES_SAMPLER_ARG", "10"), ("OTEL_TRACES_SAMPLER", "sometimes")])
+def test_a_sampler_setting_the_sdk_would_ignore_stops_start_up(
+    unset_sampler: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    unset_sampler.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        BaseServiceSettings(environment="production")
 
 
 # A client's own trace context, as a browser SDK or another company's service would send it.

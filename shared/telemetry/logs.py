@@ -11,7 +11,7 @@ import structlog
 from opentelemetry import trace
 from structlog.types import EventDict, Processor
 
-from shared.redaction import Redactor
+from shared.telemetry.redaction import Redactor
 
 
 def _add_trace_context(_: Any, __: str, event_dict: EventDict) -> EventDict:

@@ -12,9 +12,9 @@ from typing import Any
 
 import sentry_sdk
 
-from shared.redaction import Redactor, secret_values
 from shared.settings import BaseServiceSettings, HttpServiceSettings
-from shared.tracing import UNTRACED_PATHS
+from shared.telemetry.redaction import Redactor, secret_values
+from shared.telemetry.tracing import UNTRACED_PATHS
 
 SECRET_HEADERS = re.compile(r"authorization|cookie|x-api-key|api-key|proxy-authorization|idempotency-key", re.I)
 SECRET_KEYS = re.compile(r"password|secret|token|api_key|apikey|dsn|authorization|cookie", re.I)

@@ -1,8 +1,12 @@
-"""Tracing, error reporting and instrumentation, set up once per process from the settings."""
+"""Tracing, error reporting and instrumentation, set up once per process from the settings.
+
+Spans leave through the OTLP/HTTP exporter of the OpenTelemetry library, used as it is: its encoder,
+request-size guard, retries and exporter metrics.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -10,11 +14,25 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
-from shared.redaction import mask_url
 from shared.settings import BaseServiceSettings
+from shared.telemetry.redaction import mask_url
 
 log = structlog.get_logger()
+
+# With ENVIRONMENT=production and no OTEL_TRACES_SAMPLER: one trace in ten, decided where a trace starts
+# (the api, per job) and followed downstream, so a job's trace is whole or absent. Tracing's cost falls
+# in proportion (README, "What tracing costs"); elsewhere every trace is kept.
+PRODUCTION_SAMPLE_RATIO = 0.1
+SAMPLERS: dict[str, Callable[[float], Sampler]] = {
+    "always_on": lambda _: ALWAYS_ON,
+    "always_off": lambda _: ALWAYS_OFF,
+    "traceidratio": TraceIdRatioBased,
+    "parentbased_always_on": lambda _: ParentBased(ALWAYS_ON),
+    "parentbased_always_off": lambda _: ParentBased(ALWAYS_OFF),
+    "parentbased_traceidratio": lambda ratio: ParentBased(TraceIdRatioBased(ratio)),
+}
 
 
 def parse_headers(raw: str | None) -> dict[str, str]:
@@ -48,8 +66,21 @@ def _resource(service: str, settings: BaseServiceSettings) -> Resource:
     )
 
 
+def _sampler(settings: BaseServiceSettings) -> Sampler:
+    """`OTEL_TRACES_SAMPLER`/`_ARG` as the SDK would read them; unset, every trace, but in production
+    `parentbased_traceidratio` at `OTEL_TRACES_SAMPLER_ARG`, or else at PRODUCTION_SAMPLE_RATIO."""
+    production_default = settings.environment == "production" and settings.otel_traces_sampler is None
+    name = settings.otel_traces_sampler or (
+        "parentbased_traceidratio" if production_default else "parentbased_always_on"
+    )
+    ratio = settings.otel_traces_sampler_arg
+    if ratio is None:
+        ratio = PRODUCTION_SAMPLE_RATIO if production_default else 1.0  # the SDK's 1.0 for a ratio without one
+    return SAMPLERS[name](ratio)
+
+
 def _exporter(settings: BaseServiceSettings) -> SpanExporter | None:
-    from shared.otlp import OTLPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     if settings.otlp_endpoint:
         endpoint = settings.otlp_endpoint.rstrip("/")
@@ -73,9 +104,9 @@ def _instrument(provider: TracerProvider) -> None:
 def tracer_provider(service: str, settings: BaseServiceSettings) -> tuple[TracerProvider, bool]:
     """Always trace (log lines and jobs carry trace ids); export only where an endpoint is configured.
 
-    The SDK reads the sampler from `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` (default: every trace).
+    Sampled as `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` say, with production's default (`_sampler`).
     """
-    provider = TracerProvider(resource=_resource(service, settings))
+    provider = TracerProvider(resource=_resource(service, settings), sampler=_sampler(settings))
     exporter = _exporter(settings)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -94,7 +125,7 @@ def setup_telemetry(
     if settings.sentry_dsn:
         import sentry_sdk
 
-        from shared.sentry import setup_sentry
+        from shared.telemetry.sentry import setup_sentry
 
         setup_sentry(service, settings)
         for key, value in (sentry_tags or {}).items():
