@@ -17,7 +17,9 @@ from shared.broker import OutgoingMessage
 from shared.db import Queryable
 from shared.domain import JobStatus, Style, Tier
 from shared.errors import InvalidField
-from shared.outbox import Staged, outbox_arguments
+from shared.events import EventType
+from shared.outbox import OUTBOX_COLUMNS, Staged, outbox_arguments
+from shared.sql import Parameters
 
 
 @dataclass(frozen=True)
@@ -67,44 +69,52 @@ class NewJob:
     trace_id: str | None = None
 
 
-_INSERT_JOB = """
-WITH job AS (
-    -- Only on an asset of the job's owner: another owner's asset is as good as missing.
-    INSERT INTO jobs (id, asset_id, prompt, tier, style, status, idempotency_key, request_fingerprint, trace_id, owner)
-    SELECT $1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9 FROM assets WHERE assets.id = $2 AND assets.owner = $9
-    RETURNING *
-), history AS (
-    INSERT INTO job_events (job_id, type, to_status, details)
-    SELECT id, 'job.queued', 'queued', jsonb_build_object('tier', tier) FROM job
-)
-"""
-_ANNOUNCE = """
-, announced AS (
-    INSERT INTO outbox (message_id, exchange, routing_key, body, headers, expiration_ms)
-    SELECT $10, $11, $12, $13, $14, $15 WHERE EXISTS (SELECT FROM job)
-    RETURNING id
-)
-SELECT job.*, (SELECT id FROM announced) AS outbox_id FROM job
-"""
-
-
-def _job_arguments(new: NewJob, job_id: uuid.UUID) -> tuple[Any, ...]:
-    return (
-        job_id,
-        new.asset_id,
-        new.prompt,
-        new.tier.value,
-        new.style.value,
-        new.idempotency_key,
-        new.request_fingerprint,
-        new.trace_id,
-        new.owner,
+def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID) -> str:
+    """The CTEs `job` (a queued job, only on an asset of its owner) and `history` (its first event)."""
+    row = {
+        "id": job_id,
+        "asset_id": new.asset_id,
+        "prompt": new.prompt,
+        "tier": new.tier.value,
+        "style": new.style.value,
+        "status": JobStatus.QUEUED.value,
+        "idempotency_key": new.idempotency_key,
+        "request_fingerprint": new.request_fingerprint,
+        "trace_id": new.trace_id,
+        "owner": new.owner,
+    }
+    value = {column: params.add(item) for column, item in row.items()}
+    return f"""
+    WITH job AS (
+        -- Another owner's asset is as good as missing: no row, and nothing else written.
+        INSERT INTO jobs ({", ".join(value)})
+        SELECT {", ".join(value.values())} FROM assets
+        WHERE assets.id = {value["asset_id"]} AND assets.owner = {value["owner"]}
+        RETURNING *
+    ), history AS (
+        INSERT INTO job_events (job_id, type, to_status, details)
+        SELECT id, {params.add(EventType.JOB_QUEUED.value)}, status, jsonb_build_object('tier', tier) FROM job
     )
+    """
+
+
+def _announcement(params: Parameters, message: OutgoingMessage) -> str:
+    """The CTE `announced`: the outbox row of the job's queued event, written only with the job."""
+    values = ", ".join(params.add(item) for item in outbox_arguments(message))
+    return f"""
+    , announced AS (
+        INSERT INTO outbox ({", ".join(OUTBOX_COLUMNS)})
+        SELECT {values} WHERE EXISTS (SELECT FROM job)
+        RETURNING id
+    )
+    """
 
 
 async def insert_job(connection: Queryable, new: NewJob, *, job_id: uuid.UUID | None = None) -> Job | None:
     """Insert a queued job with its first history row, in one statement; None when the owner has no such asset."""
-    record = await connection.fetchrow(_INSERT_JOB + "SELECT * FROM job", *_job_arguments(new, job_id or uuid.uuid4()))
+    params = Parameters()
+    statement = _queued_job(params, new, job_id or uuid.uuid4()) + "SELECT * FROM job"
+    record = await connection.fetchrow(statement, *params.values)
     return Job.from_record(record) if record else None
 
 
@@ -116,11 +126,13 @@ async def insert_announced_job(
 
     One statement is one round trip (and one span) on the busiest path of the API.
     """
-    record = await connection.fetchrow(
-        _INSERT_JOB + _ANNOUNCE,
-        *_job_arguments(new, job_id),
-        *outbox_arguments(announce),
+    params = Parameters()
+    statement = (
+        _queued_job(params, new, job_id)
+        + _announcement(params, announce)
+        + "SELECT job.*, (SELECT id FROM announced) AS outbox_id FROM job"
     )
+    record = await connection.fetchrow(statement, *params.values)
     if record is None:
         return None
     values = dict(record)

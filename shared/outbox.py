@@ -8,7 +8,8 @@ Each message may be published more than once, never zero times: consumers are id
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import structlog
 
 from shared.broker import Broker, OutgoingMessage
 from shared.db import Connection
-from shared.tracing import tracer, untraced
+from shared.telemetry.tracing import tracer, untraced
 
 log = structlog.get_logger()
 
@@ -32,8 +33,11 @@ class Staged:
     message: OutgoingMessage
 
 
+OUTBOX_COLUMNS = ("message_id", "exchange", "routing_key", "body", "headers", "expiration_ms")
+
+
 def outbox_arguments(message: OutgoingMessage) -> tuple[Any, ...]:
-    """The outbox columns of a message, in the order of its INSERT."""
+    """The values of a message for OUTBOX_COLUMNS, in their order."""
     return (
         message.message_id,
         message.exchange,
@@ -42,6 +46,29 @@ def outbox_arguments(message: OutgoingMessage) -> tuple[Any, ...]:
         dict(message.headers),
         message.expiration_ms,
     )
+
+
+class Outbox:
+    """A transaction's connection, and the messages staged in it to publish once it has committed."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.staged: list[Staged] = []
+
+    async def stage(self, message: OutgoingMessage) -> None:
+        self.staged.append(await stage(self.connection, message))
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool, broker: Broker) -> AsyncIterator[Outbox]:
+    """A transaction whose staged messages are published right after it commits (by the relay, if not then).
+
+    Nothing is published when the block raises: the transaction rolls back, and its messages with it.
+    """
+    async with pool.acquire() as connection, connection.transaction():
+        box = Outbox(connection)
+        yield box
+    await flush(pool, broker, box.staged)
 
 
 async def stage(connection: Connection, message: OutgoingMessage) -> Staged:

@@ -7,54 +7,54 @@ status, or no longer held by the worker named) changes nothing and returns None.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from shared.db import Queryable
 from shared.domain import TRANSITIONS, JobStatus
+from shared.events import EventType
 from shared.jobs import Job
+from shared.sql import NOW, Added, Parameters, Sql
 
 
 async def _transition(
     connection: Queryable,
     job_id: uuid.UUID,
     to: JobStatus,
+    event: EventType,
     *,
-    assignments: str,
-    args: tuple[Any, ...] = (),
+    changes: Mapping[str, Any],
     from_statuses: frozenset[JobStatus] | None = None,
     owner: str | None = None,
-    event_type: str,
     details: dict[str, Any] | None = None,
 ) -> Job | None:
     """Move the job to `to` only from an allowed status (and, given `owner`, only while that worker
-    holds it); the history row is written by the same statement. None when the job was not eligible.
+    holds it), setting `changes` too; the history row is written by the same statement. None when the
+    job was not eligible.
     """
     allowed = from_statuses if from_statuses is not None else TRANSITIONS[to]
-    n = 3 + len(args)
-    owned = f"AND previous.worker_id IS NOT DISTINCT FROM ${n + 3}" if owner is not None else ""
+    params = Parameters()
+    job, target = params.add(job_id), params.add(to.value)
+    assignments = params.assignments({"status": Sql(target), "updated_at": NOW, **changes})
+    eligible = params.add([status.value for status in allowed])
+    held = f"AND previous.worker_id IS NOT DISTINCT FROM {params.add(owner)}" if owner is not None else ""
     record = await connection.fetchrow(
         f"""
-        WITH previous AS (SELECT id, status, worker_id FROM jobs WHERE id = $1 FOR UPDATE),
+        WITH previous AS (SELECT id, status, worker_id FROM jobs WHERE id = {job} FOR UPDATE),
         moved AS (
-            UPDATE jobs SET status = $2, updated_at = now(), {assignments}
+            UPDATE jobs SET {assignments}
             FROM previous
-            WHERE jobs.id = previous.id AND previous.status = ANY(${n}::text[]) {owned}
+            WHERE jobs.id = previous.id AND previous.status = ANY({eligible}::text[]) {held}
             RETURNING jobs.*, previous.status AS previous_status
         ),
         history AS (
             INSERT INTO job_events (job_id, type, from_status, to_status, details)
-            SELECT id, ${n + 1}, previous_status, status, ${n + 2}::jsonb FROM moved
+            SELECT id, {params.add(event.value)}, previous_status, status, {params.add(details or {})}::jsonb FROM moved
         )
         SELECT * FROM moved
         """,
-        job_id,
-        to.value,
-        *args,
-        [status.value for status in allowed],
-        event_type,
-        details or {},
-        *((owner,) if owner is not None else ()),
+        *params.values,
     )
     if record is None:
         return None
@@ -70,10 +70,9 @@ async def start(connection: Queryable, job_id: uuid.UUID, *, worker_id: str, tak
         connection,
         job_id,
         JobStatus.PROCESSING,
-        assignments="attempts = attempts + 1, started_at = now(), worker_id = $3",
-        args=(worker_id,),
+        EventType.JOB_STARTED,
+        changes={"attempts": Added(1), "started_at": NOW, "worker_id": worker_id},
         from_statuses=allowed,
-        event_type="job.started",
         details={"worker_id": worker_id, "takeover": takeover},
     )
 
@@ -93,11 +92,17 @@ async def succeed(
         connection,
         job_id,
         JobStatus.SUCCEEDED,
-        assignments="output_key = $3, output_content_type = $4, cost = cost + $5, engine = $6, "
-        "completed_at = now(), error_code = NULL, error_message = NULL",
-        args=(output_key, content_type, cost, engine),
+        EventType.JOB_SUCCEEDED,
+        changes={
+            "output_key": output_key,
+            "output_content_type": content_type,
+            "cost": Added(cost),  # an earlier attempt that was billed and failed has already added its cost
+            "engine": engine,
+            "completed_at": NOW,
+            "error_code": None,
+            "error_message": None,
+        },
         owner=worker_id,
-        event_type="job.succeeded",
         details={"output_key": output_key, "engine": engine, "cost": str(cost)},
     )
 
@@ -109,10 +114,9 @@ async def fail(
         connection,
         job_id,
         JobStatus.FAILED,
-        assignments="error_code = $3, error_message = $4, completed_at = now()",
-        args=(code, message),
+        EventType.JOB_FAILED,
+        changes={"error_code": code, "error_message": message, "completed_at": NOW},
         owner=worker_id,
-        event_type="job.failed",
         details={"error_code": code, "error_message": message},
     )
 
@@ -125,21 +129,19 @@ async def schedule_retry(
     message: str,
     delay_ms: int,
     worker_id: str | None = None,
-    event_type: str = "job.retrying",
 ) -> Job | None:
     return await _transition(
         connection,
         job_id,
         JobStatus.QUEUED,
-        assignments="error_code = $3, error_message = $4, worker_id = NULL",
-        args=(code, message),
+        EventType.JOB_RETRYING,
+        changes={"error_code": code, "error_message": message, "worker_id": None},
         owner=worker_id,
-        event_type=event_type,
         details={"error_code": code, "error_message": message, "delay_ms": delay_ms},
     )
 
 
 async def cancel(connection: Queryable, job_id: uuid.UUID) -> Job | None:
     return await _transition(
-        connection, job_id, JobStatus.CANCELED, assignments="completed_at = now()", event_type="job.canceled"
+        connection, job_id, JobStatus.CANCELED, EventType.JOB_CANCELED, changes={"completed_at": NOW}
     )

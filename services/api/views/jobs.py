@@ -120,12 +120,10 @@ async def get_output(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.Response:
     job = await load_job(request)
     pool, broker = request.app[keys.POOL], request.app[keys.BROKER]
-    async with pool.acquire() as connection, connection.transaction():
-        canceled = await transitions.cancel(connection, job.id)
+    async with outbox.transaction(pool, broker) as box:
+        canceled = await transitions.cancel(box.connection, job.id)
         if canceled is None:
             raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
         event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)
-        message = event_message(event, exchange=broker.topology.events_exchange, routing_key=event.type.value)
-        staged = await outbox.stage(connection, message)
-    await outbox.flush(pool, broker, [staged])
+        await box.stage(event_message(event, exchange=broker.topology.events_exchange, routing_key=event.type.value))
     return _respond(canceled, 200)
