@@ -8,13 +8,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 
 from shared.settings import StorageSettings
 from tests.system.processes import free_port
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
 
 ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key"
@@ -77,3 +83,23 @@ def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
     }
+
+
+@asynccontextmanager
+async def s3_client(env: Mapping[str, str]) -> AsyncIterator[S3Client]:
+    """A client of the test's own on the server and credentials of `env` (the variables above), not the services'."""
+    options: dict[str, Any] = {
+        "endpoint_url": env["S3_ENDPOINT_URL"],
+        "region_name": env["S3_REGION"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "config": AioConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+    }
+    async with get_session().create_client("s3", **options) as client:
+        yield client
+
+
+async def begin_multipart_upload(env: Mapping[str, str], object_key: str) -> None:
+    """What a writer killed mid-way leaves in the bucket of `env`: a multipart upload begun, never completed."""
+    async with s3_client(env) as client:
+        await client.create_multipart_upload(Bucket=env["S3_BUCKET"], Key=object_key)

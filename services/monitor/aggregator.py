@@ -37,6 +37,11 @@ class Aggregator:
         self._seen: RecentSet[bytes] = RecentSet(memory)  # about 110 bytes each
         self._starts: RecentMap[bytes, float] = RecentMap(memory // 5)  # jobs in flight
 
+    @property
+    def remembered(self) -> int:
+        """Fact keys held for de-duplication: at most `memory`."""
+        return len(self._seen)
+
     def record(self, fact: Fact, now: float, *, replayed: bool = False) -> bool:
         """Count one fact; False when it was counted before."""
         if not self._seen.add(fact.key):

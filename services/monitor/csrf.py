@@ -39,6 +39,11 @@ class Sessions:
         self.capacity = capacity
         self._live: OrderedDict[str, Session] = OrderedDict()
 
+    @property
+    def live(self) -> int:
+        """Sessions held: at most `capacity`."""
+        return len(self._live)
+
     def get(self, session_id: str | None, now: float) -> Session | None:
         session = self._live.get(session_id) if session_id else None
         if session is not None and session.expires_at <= now:

@@ -15,6 +15,11 @@ class FailureThrottle:
         self.capacity = capacity
         self._failures: dict[str, deque[float]] = {}
 
+    @property
+    def clients(self) -> int:
+        """Clients with failures on record: at most `capacity`."""
+        return len(self._failures)
+
     def retry_after(self, client: str, now: float) -> float | None:
         """Seconds the client must wait before trying again; None when it may try now."""
         failures = self._recent(client, now)

@@ -14,7 +14,8 @@ from aiohttp import FormData
 from tests.worker.photos import encode, house, orientation_exif, room
 
 if TYPE_CHECKING:
-    from tests.api.conftest import Client, Uploader
+    from tests.conftest import Client
+    from tests.harness.api import Uploader
 
 pytestmark = pytest.mark.integration
 

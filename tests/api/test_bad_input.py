@@ -14,11 +14,12 @@ import pytest
 from aiohttp import ClientResponse, FormData
 
 from services.api.schemas import PROMPT_MAX_LENGTH
-from tests.api.conftest import job_form, stored_files, table_counts
+from tests.harness.api import job_form, stored_files, table_counts
 from tests.worker.photos import encode, house
 
 if TYPE_CHECKING:
-    from tests.api.conftest import ApiFactory, Client, Uploader
+    from tests.conftest import Client
+    from tests.harness.api import ApiFactory, Uploader
 
 pytestmark = pytest.mark.integration
 

@@ -30,11 +30,12 @@ from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError
 from shared.imaging import ImageInfo
 from tests.api import hostile_photos
-from tests.api.conftest import stored_files, table_counts
+from tests.harness.api import stored_files, table_counts
 from tests.worker.photos import encode, house
 
 if TYPE_CHECKING:
-    from tests.api.conftest import ApiFactory, Client
+    from tests.conftest import Client
+    from tests.harness.api import ApiFactory
 
 pytestmark = pytest.mark.integration
 

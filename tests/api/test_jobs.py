@@ -20,10 +20,14 @@ from services.api.schemas import PROMPT_MAX_LENGTH, JobCreate
 from shared.domain import Tier
 from shared.events import EventType
 from shared.topology import Topology
-from tests.api.conftest import job_form, queue_counts
+from tests.harness.api import job_form
+from tests.harness.broker import queue_counts
 
 if TYPE_CHECKING:
-    from tests.api.conftest import Client, JobWaiter, Submitter, TapFactory, Uploader, WorkerFactory
+    from tests.conftest import Client
+    from tests.harness.api import JobWaiter, Submitter, Uploader
+    from tests.harness.broker import TapFactory
+    from tests.harness.worker import WorkerFactory
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from services.api.app import create_app
 from services.api.routes import ENDPOINTS
 from services.api.settings import ApiSettings
 from shared import apikeys
-from tests.api.conftest import ApiFactory, Client, Submitter, Uploader, job_form, table_counts
-from tests.conftest import bearer
+from tests.conftest import Client, bearer
+from tests.harness.api import ApiFactory, Submitter, Uploader, job_form, table_counts
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,9 @@ from services.api.settings import ApiSettings
 from shared.settings import StorageSettings
 from shared.storage import Stores, open_stores
 from shared.storage.s3 import S3Store
-from tests.api.conftest import ApiFactory, Client, JobWaiter, Submitter, Uploader, WorkerFactory, table_counts
-from tests.conftest import TEST_OWNER
+from tests.conftest import TEST_OWNER, Client
+from tests.harness.api import ApiFactory, JobWaiter, Submitter, Uploader, table_counts
+from tests.harness.worker import WorkerFactory
 from tests.s3 import settings_on
 
 pytestmark = pytest.mark.integration

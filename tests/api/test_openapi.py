@@ -17,8 +17,8 @@ from services.api.routes import ENDPOINTS
 from services.api.schemas import ErrorBody
 from services.api.settings import ApiSettings
 from shared.apikeys import create_key, new_token, revoke
-from tests.api.conftest import Client, Uploader, job_form, table_counts
-from tests.conftest import bearer
+from tests.conftest import Client, bearer
+from tests.harness.api import Uploader, job_form, table_counts
 
 Operation = tuple[str, str, dict[str, Any]]
 STORED = ("assets", "jobs", "job_events", "outbox")

@@ -7,7 +7,8 @@ import pytest
 from services.api.schemas import PROMPT_MAX_LENGTH, JobCreate, clean_prompt
 from services.worker.engines.openai import build_prompt
 from shared.domain import Style
-from tests.api.conftest import Client, Uploader
+from tests.conftest import Client
+from tests.harness.api import Uploader
 
 pytestmark = pytest.mark.integration
 

@@ -32,6 +32,7 @@ from tests.chaos.stack import Exit, Managed, Stack, wait_http
 from tests.chaos.stores import stored_for
 from tests.chaos.verdict import TERMINAL, Expected, Result, complete_outputs, measure
 from tests.conftest import bearer
+from tests.harness.poll import poll
 
 
 class Chaos:
@@ -117,13 +118,14 @@ class Chaos:
     async def workers_consuming(self, count: int, *, deadline_s: float = 90.0) -> float:
         """Until the broker itself reports `count` consumers on every work queue; returns the seconds waited."""
         queues = [self.topology.work_queue(tier) for tier in Tier]
-        started = time.monotonic()
-        while time.monotonic() - started < deadline_s:
+
+        async def consuming() -> bool:
             states = await self.probe.try_states(queues)
-            if states is not None and all(state.consumers >= count for state in states):
-                return time.monotonic() - started
-            await asyncio.sleep(0.25)
-        raise AssertionError(f"the broker never reported {count} consumers on {queues} within {deadline_s:g} s")
+            return states is not None and all(state.consumers >= count for state in states)
+
+        started = time.monotonic()
+        await self.until(f"{count} consumers on {queues}", consuming, deadline_s=deadline_s, every=0.25)
+        return time.monotonic() - started
 
     async def monitor_consuming(self) -> bool:
         states = await self.probe.try_states([self.topology.monitor_queue])
@@ -161,12 +163,16 @@ class Chaos:
     async def finished(self) -> int:
         return int(await self.query("SELECT count(*) FROM jobs WHERE status = ANY($1::text[])", TERMINAL))
 
-    async def until(self, what: str, check: Callable[[], Awaitable[bool]], *, deadline_s: float = 300.0) -> None:
-        deadline = time.monotonic() + deadline_s
-        while not await check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.scenario}: timed out waiting for {what}; timeline: {self.timeline[-10:]}")
-            await asyncio.sleep(0.2)
+    async def until(
+        self, what: str, check: Callable[[], Awaitable[bool]], *, deadline_s: float = 300.0, every: float = 0.2
+    ) -> None:
+        """`poll`, failing with the scenario's name and the last moments of its timeline."""
+        await poll(
+            check,
+            within=deadline_s,
+            every=every,
+            what=lambda: f"{what} ({self.scenario}; timeline: {self.timeline[-10:]})",
+        )
 
     async def accepted_at_least(self, count: int) -> None:
         async def check() -> bool:

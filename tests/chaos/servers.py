@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 
 from shared.db import split_database
+from tests.harness.poll import poll
 
 log = structlog.get_logger()
 
@@ -74,11 +75,10 @@ async def postgres_answers(database_url: str) -> bool:
 
 
 async def wait_answering(amqp_url: str, database_url: str, *, deadline_s: float = 90.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not (await rabbitmq_answers(amqp_url) and await postgres_answers(database_url)):
-        if time.monotonic() > deadline:
-            raise ServerControlError(f"RabbitMQ or PostgreSQL still not answering after {deadline_s:g} s")
-        await asyncio.sleep(0.5)
+    async def answering() -> bool:
+        return await rabbitmq_answers(amqp_url) and await postgres_answers(database_url)
+
+    await poll(answering, within=deadline_s, every=0.5, what="RabbitMQ and PostgreSQL to answer")
 
 
 async def stop_rabbitmq() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.harness.poll import poll
 from tests.system.processes import ROOT, Service, free_port
 
 SUPERVISE_EVERY_S = 0.1
@@ -211,13 +212,16 @@ def rss_kb(pid: int) -> int | None:
 
 async def wait_http(managed: Managed, *, healthy: bool, deadline_s: float = 90.0) -> None:
     """Until /health answers (with 200 when `healthy`); the supervisor may restart the process meanwhile."""
-    deadline = time.monotonic() + deadline_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        while time.monotonic() < deadline:
+
+        async def answering() -> bool:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(f"{managed.url}/health") as response:
-                    if response.status == 200 or (not healthy and response.status == 503):
-                        return
-            await asyncio.sleep(0.2)
-    logs = "\n".join(path.read_text(errors="replace")[-3000:] for path in managed.logs()[-1:])
-    raise AssertionError(f"{managed.name} never answered /health in {deadline_s:g} s:\n{logs}")
+                    return response.status == 200 or (not healthy and response.status == 503)
+            return False
+
+        def logs() -> str:
+            tail = "\n".join(path.read_text(errors="replace")[-3000:] for path in managed.logs()[-1:])
+            return f"{managed.name} to answer /health:\n{tail}"
+
+        await poll(answering, within=deadline_s, every=0.2, what=logs)

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from typing import TYPE_CHECKING, Protocol
 
 from shared.storage.local import TEMPORARY_SUFFIX
+from tests.s3 import s3_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -82,16 +80,7 @@ class InBucket:
 
     async def client(self) -> S3Client:
         if self._client is None:
-            options: dict[str, Any] = {
-                "endpoint_url": self.env["S3_ENDPOINT_URL"],
-                "region_name": self.env["S3_REGION"],
-                "aws_access_key_id": self.env["AWS_ACCESS_KEY_ID"],
-                "aws_secret_access_key": self.env["AWS_SECRET_ACCESS_KEY"],
-                "config": AioConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
-            }
-            client: S3Client = await self._stack.enter_async_context(get_session().create_client("s3", **options))
-            self._client = client
-            return client
+            self._client = await self._stack.enter_async_context(s3_client(self.env))
         return self._client
 
     async def _keys(self, area: str) -> set[str]:

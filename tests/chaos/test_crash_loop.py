@@ -8,11 +8,11 @@ again; now a worn message of a job that has not started is renewed, and both job
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
 
+from shared.domain import Tier
 from shared.topology import DELIVERY_LIMIT
 from tests.chaos.harness import Chaos
 from tests.chaos.size import SIZE
@@ -31,12 +31,16 @@ async def test_crash_looping_worker_does_not_strand_the_job_behind(chaos: Chaos)
     await chaos.start(workers=1, worker_env={"LUSTER_FAULTS": "engine_hang:1.0", "CONCURRENCY": "1"})
     chaos.submit(2)
     await chaos.accepted_at_least(2)
+    looping = chaos.stack.services["worker-1"]
     for _ in range(DELIVERY_LIMIT + 1):
         await chaos.until("the worker to hold a job", _holding(chaos), deadline_s=30)
-        await asyncio.sleep(0.5)  # and the other one in its prefetch
+        # Each kill must charge the waiting job's message a delivery too: it has left the queue for the prefetch.
+        await chaos.until("the other job's message in the worker's prefetch", _all_delivered(chaos), deadline_s=30)
         chaos.fault("SIGKILL the crash-looping worker")
+        killed = looping.incarnation
         chaos.stack.kill("worker-1")
-        await asyncio.sleep(0.3)
+        # The next incarnation, not the dead one whose job row still says `processing`, is the one to hold a job.
+        await chaos.until("the worker restarted", _restarted(chaos, killed), deadline_s=30)
         await chaos.workers_consuming(1)
     chaos.stack.services["worker-1"].restart = False
     chaos.stack.kill("worker-1")
@@ -48,6 +52,24 @@ async def test_crash_looping_worker_does_not_strand_the_job_behind(chaos: Chaos)
     await chaos.finish()
     chaos.note(f"{DELIVERY_LIMIT + 2} kills; dead letters: {chaos.result.notes['dead_letters_reasons']}")
     chaos.conclude()
+
+
+def _all_delivered(chaos: Chaos) -> Callable[[], Awaitable[bool]]:
+    """No job's message waits in a work queue or the outbox: with one consumer, both are in its hands."""
+
+    async def check() -> bool:
+        states = await chaos.probe.try_states([chaos.topology.work_queue(tier) for tier in Tier])
+        unpublished = await chaos.query("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return states is not None and not any(state.messages for state in states) and not unpublished
+
+    return check
+
+
+def _restarted(chaos: Chaos, killed: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return chaos.stack.services["worker-1"].incarnation > killed
+
+    return check
 
 
 def _holding(chaos: Chaos) -> Callable[[], Awaitable[bool]]:

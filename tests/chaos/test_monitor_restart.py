@@ -16,6 +16,7 @@ from tests.chaos.environment import ADMIN_PASSWORD
 from tests.chaos.harness import Chaos
 from tests.chaos.size import SIZE
 from tests.chaos.stack import wait_http
+from tests.harness.poll import TimedOut, poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(SIZE.timeout())]
 
@@ -50,15 +51,18 @@ def _shown(body: dict[str, Any]) -> dict[str, Any]:
 
 async def _until_totals_match(chaos: Chaos, url: str, *, deadline_s: float = 60.0) -> tuple[float | None, Any, Any]:
     """When (epoch seconds) the monitor first showed PostgreSQL's totals; None if not within the deadline."""
-    deadline = time.monotonic() + deadline_s
     shown: Any = None
     truth: Any = None
-    while time.monotonic() < deadline:
+
+    async def matched() -> float | None:
+        nonlocal shown, truth
         with contextlib.suppress(AssertionError, aiohttp.ClientError, TimeoutError):
             truth, shown = await _truth(chaos), _shown(await _admin_health(url))
-            if shown == truth:
-                return time.time(), shown, truth
-        await asyncio.sleep(0.5)
+            return time.time() if shown == truth else None
+        return None  # the monitor is not answering yet
+
+    with contextlib.suppress(TimedOut):  # the verdict reports it, with what was shown
+        return await poll(matched, within=deadline_s, every=0.5, what="the monitor's totals"), shown, truth
     return None, shown, truth
 
 

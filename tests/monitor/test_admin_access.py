@@ -9,7 +9,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.monitor.conftest import ADMIN, Client, MonitorFactory, admin_json, csrf_token, poll
+from tests.conftest import Client
+from tests.harness.monitor import ADMIN, MonitorFactory, admin_json, csrf_token
+from tests.harness.poll import poll
 from tests.monitor.seed import seed_hour
 
 pytestmark = pytest.mark.integration

@@ -152,7 +152,7 @@ def test_memory_stays_bounded_however_many_events_arrive() -> None:
         aggregator.record(finished(float(i % 50 + 1), at=moment), moment)
     assert len(aggregator.fine) <= 31
     assert len(aggregator.coarse) <= 61
-    assert len(aggregator._seen) == 1000
+    assert aggregator.remembered == 1000
     assert aggregator.snapshot(moment).windows["1h"].succeeded == pytest.approx(3600, abs=60)
 
 

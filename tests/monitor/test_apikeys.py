@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.monitor.conftest import ADMIN, Client, admin_json, admin_post_headers
+from tests.conftest import Client
+from tests.harness.monitor import ADMIN, admin_json, admin_post_headers
 
 pytestmark = pytest.mark.integration
 

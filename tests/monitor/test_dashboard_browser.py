@@ -6,13 +6,14 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.monitor.conftest import PASSWORD, Client, JobRunner, MonitorFactory, admin_json
+from tests.conftest import Client
+from tests.harness.monitor import PASSWORD, JobRunner, MonitorFactory, admin_json
+from tests.harness.worker import WorkerFactory
 from tests.monitor.seed import seed_hour
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -47,7 +48,7 @@ async def field(page: Page, name: str) -> str:
 async def test_dashboard_renders_agrees_with_the_json_and_updates(
     pool: asyncpg.Pool,
     monitor_factory: MonitorFactory,
-    worker: Any,
+    worker: WorkerFactory,
     run_job: JobRunner,
     browser: Browser,
     tmp_path: Path,

@@ -12,7 +12,10 @@ from aio_pika.abc import AbstractRobustConnection
 from shared.broker import Broker, Delivery, consume
 from shared.domain import Tier
 from shared.topology import DELIVERY_LIMIT, Topology
-from tests.monitor.conftest import Client, admin_json, admin_post_headers, poll, queue_counts
+from tests.conftest import Client
+from tests.harness.broker import queue_counts
+from tests.harness.monitor import admin_json, admin_post_headers
+from tests.harness.poll import poll
 
 pytestmark = pytest.mark.integration
 DEAD = "/admin/queues/dead-letters"

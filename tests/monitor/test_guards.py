@@ -41,7 +41,7 @@ def test_throttle_memory_is_bounded() -> None:
     throttle = FailureThrottle(max_failures=2, window_s=60, capacity=100)
     for i in range(1000):
         throttle.failed(f"10.0.{i // 256}.{i % 256}", i / 1000)
-    assert len(throttle._failures) <= 100
+    assert throttle.clients <= 100
 
 
 def test_per_user_name_lockout_spans_client_addresses() -> None:
@@ -126,4 +126,4 @@ def test_sessions_are_bounded() -> None:
     started = [sessions.start(0) for _ in range(50)]
     assert sessions.get(started[0].id, 1) is None
     assert sessions.get(started[-1].id, 1) == started[-1]
-    assert len(sessions._live) == 10
+    assert sessions.live == 10

@@ -14,7 +14,9 @@ from services.monitor.routes import ROUTES
 from shared.broker import QUEUE_HEADER, REASON_HEADER, Broker
 from shared.domain import Tier
 from shared.topology import Topology
-from tests.monitor.conftest import ADMIN, Client, admin_post_headers, queue_counts
+from tests.conftest import Client
+from tests.harness.broker import queue_counts
+from tests.harness.monitor import ADMIN, admin_post_headers
 
 pytestmark = pytest.mark.integration
 

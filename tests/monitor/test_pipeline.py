@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.monitor.conftest import Client, JobRunner, MonitorFactory, admin_json, poll
+from tests.conftest import Client
+from tests.harness.monitor import JobRunner, MonitorFactory, admin_json
+from tests.harness.poll import poll
+from tests.harness.worker import WorkerFactory
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +21,9 @@ async def _health(monitor: Client) -> dict[str, Any]:
     return body
 
 
-async def test_jobs_show_up_in_health_and_admin_health(monitor: Client, worker: Any, run_job: JobRunner) -> None:
+async def test_jobs_show_up_in_health_and_admin_health(
+    monitor: Client, worker: WorkerFactory, run_job: JobRunner
+) -> None:
     await worker()
     done = [await run_job(tier="premium"), await run_job(tier="free")]
     assert [job["status"] for job in done] == ["succeeded", "succeeded"]
@@ -59,7 +64,7 @@ async def test_jobs_show_up_in_health_and_admin_health(monitor: Client, worker: 
 
 
 async def test_restarted_monitor_shows_the_same_totals(
-    monitor_factory: MonitorFactory, worker: Any, run_job: JobRunner
+    monitor_factory: MonitorFactory, worker: WorkerFactory, run_job: JobRunner
 ) -> None:
     first = await monitor_factory()
     await worker()

@@ -11,7 +11,8 @@ import pytest
 from shared.domain import Style, Tier
 from shared.events import JobQueued, JobSucceeded, make_event
 from shared.topology import Topology
-from tests.monitor.conftest import ADMIN, MonitorFactory, admin_json, poll
+from tests.harness.monitor import ADMIN, MonitorFactory, admin_json
+from tests.harness.poll import poll
 from tests.monitor.seed import publish, seed_hour
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,9 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from tests.monitor.conftest import JobRunner, MonitorFactory, admin_json, poll
+from tests.harness.monitor import JobRunner, MonitorFactory, admin_json
+from tests.harness.poll import poll
+from tests.harness.worker import WorkerFactory
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,10 @@ async def receiver(aiohttp_server: AiohttpServer) -> tuple[str, list[dict[str, A
 
 
 async def test_transitions_are_posted_once_each(
-    monitor_factory: MonitorFactory, receiver: tuple[str, list[dict[str, Any]]], worker: Any, run_job: JobRunner
+    monitor_factory: MonitorFactory,
+    receiver: tuple[str, list[dict[str, Any]]],
+    worker: WorkerFactory,
+    run_job: JobRunner,
 ) -> None:
     url, received = receiver
     monitor = await monitor_factory(alert_webhook_url=url, alert_queue_depth=1, alert_consecutive_checks=2)

@@ -16,8 +16,8 @@ from shared import outbox
 from shared.broker import Broker, event_message
 from shared.domain import Tier
 from shared.events import JobCanceled, make_event
+from shared.telemetry.tracing import tracer
 from shared.topology import Topology
-from shared.tracing import tracer
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -17,6 +17,7 @@ from shared.settings import StorageSettings
 from shared.storage import Store, open_stores
 from shared.storage.local import TEMPORARY_SUFFIX, LocalStore
 from shared.storage.s3 import S3Store
+from tests.s3 import begin_multipart_upload
 
 MIB = 1024 * 1024
 PART = 5 * MIB
@@ -51,15 +52,25 @@ class Reader(io.BytesIO):
         return chunk
 
 
-async def abandon_a_write(store: Store, key: str) -> None:
-    """What a writer killed mid-way leaves behind on each backend."""
-    if isinstance(store, LocalStore):
-        leftover = store.root / f".{key}.x1y2{TEMPORARY_SUFFIX}"
-        leftover.write_bytes(b"half")
-        os.utime(leftover, (time.time() - 3600, time.time() - 3600))
-    else:
-        assert isinstance(store, S3Store)
-        await store._client.create_multipart_upload(Bucket=store.bucket, Key=store.object_key(key))
+class Abandon(Protocol):
+    async def __call__(self, key: str) -> None: ...
+
+
+@pytest.fixture
+def abandon_a_write(store: Store, request: pytest.FixtureRequest) -> Abandon:
+    """What a writer killed mid-way leaves behind on the store's backend (on S3, through a client of our own)."""
+    env = request.getfixturevalue("s3_env") if isinstance(store, S3Store) else {}
+
+    async def abandon(key: str) -> None:
+        if isinstance(store, LocalStore):
+            leftover = store.root / f".{key}.x1y2{TEMPORARY_SUFFIX}"
+            leftover.write_bytes(b"half")
+            os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+        else:
+            assert isinstance(store, S3Store)
+            await begin_multipart_upload(env, store.object_key(key))
+
+    return abandon
 
 
 async def test_what_is_put_is_got(store: Store) -> None:
@@ -120,8 +131,8 @@ async def test_a_write_that_fails_half_way_leaves_nothing(store: Store) -> None:
     assert await store.remove_abandoned(older_than_s=-60) == []  # not even an unfinished upload
 
 
-async def test_abandoned_writes_are_removed_once_old_enough(store: Store) -> None:
-    await abandon_a_write(store, "killed.jpg")
+async def test_abandoned_writes_are_removed_once_old_enough(store: Store, abandon_a_write: Abandon) -> None:
+    await abandon_a_write("killed.jpg")
 
     assert await store.remove_abandoned(older_than_s=THIRTY_YEARS_S) == []
     removed = await store.remove_abandoned(older_than_s=-60)
@@ -130,10 +141,10 @@ async def test_abandoned_writes_are_removed_once_old_enough(store: Store) -> Non
     assert await store.remove_abandoned(older_than_s=-60) == []
 
 
-async def test_keys_are_listed_by_age_and_removed_in_batches(store: Store) -> None:
+async def test_keys_are_listed_by_age_and_removed_in_batches(store: Store, abandon_a_write: Abandon) -> None:
     for name in ("one.jpg", "two.jpg", "three.jpg"):
         await store.put(name, b"x")
-    await abandon_a_write(store, "four.jpg")
+    await abandon_a_write("four.jpg")
 
     assert await store.keys_older_than(3600) == []
     assert sorted(await store.keys_older_than(-60)) == ["one.jpg", "three.jpg", "two.jpg"]

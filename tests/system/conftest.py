@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import bearer
+from tests.harness.poll import poll
 from tests.worker.photos import encode, house
 
 
@@ -52,12 +51,14 @@ async def submit_job(
 async def wait_for_status(
     api_url: str, job_id: str, statuses: set[str], deadline_s: float = 60.0, *, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + deadline_s
+    job: dict[str, Any] = {}
     async with aiohttp.ClientSession(headers=headers) as session:
-        while time.monotonic() < deadline:
+
+        async def reached() -> bool:
+            nonlocal job
             async with session.get(f"{api_url}/jobs/{job_id}") as response:
-                job: dict[str, Any] = (await response.json())["job"]
-            if job["status"] in statuses:
-                return job
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached {statuses}; last: {job}")
+                job = (await response.json())["job"]
+            return job["status"] in statuses
+
+        await poll(reached, within=deadline_s, every=0.2, what=lambda: f"job {job_id} to reach {statuses}; last: {job}")
+    return job

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
+from tests.harness.poll import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,28 +69,32 @@ def start(
     return Service(name, process, log_path, port)
 
 
+def _running(service: Service) -> None:
+    if service.process.poll() is not None:
+        raise AssertionError(f"{service.name} exited early:\n{service.log()}")
+
+
 async def wait_healthy(service: Service, deadline_s: float = 30.0) -> None:
-    deadline = time.monotonic() + deadline_s
     async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                raise AssertionError(f"{service.name} exited early:\n{service.log()}")
+
+        async def healthy() -> bool:
+            _running(service)
             try:
                 async with session.get(f"{service.url}/health") as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{service.name} never became healthy:\n{service.log()}")
+                return False
+
+        await poll(
+            healthy, within=deadline_s, every=0.2, what=lambda: f"{service.name} to be healthy:\n{service.log()}"
+        )
 
 
 async def wait_for_log(service: Service, needle: str, deadline_s: float = 30.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    async def logged() -> bool:
         if needle in service.log():
-            return
-        if service.process.poll() is not None:
-            raise AssertionError(f"{service.name} exited early:\n{service.log()}")
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{service.name} never logged {needle!r}:\n{service.log()}")
+            return True
+        _running(service)
+        return False
+
+    await poll(logged, within=deadline_s, every=0.2, what=lambda: f"{service.name} to log {needle!r}:\n{service.log()}")

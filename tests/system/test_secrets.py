@@ -4,10 +4,8 @@ a URL with its password, or an Authorization header."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
-import time
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +13,7 @@ import asyncpg
 import pytest
 
 from shared import apikeys
+from tests.harness.poll import poll
 from tests.system import processes
 from tests.system.receivers import otlp_receiver, sentry_receiver
 from tests.system.secrets import Secrets, environment, new_secrets, rabbitmq_user
@@ -31,15 +30,16 @@ def _read_logs(log_dir: Path) -> dict[str, str]:
 
 
 async def _job_status(session: aiohttp.ClientSession, job_url: str, deadline_s: float = 60.0) -> str:
-    deadline = time.monotonic() + deadline_s
     status = "unknown"
-    while time.monotonic() < deadline:
+
+    async def finished() -> bool:
+        nonlocal status
         async with session.get(job_url) as response:
             status = str((await response.json())["job"]["status"])
-        if status in ("failed", "succeeded", "canceled"):
-            return status
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{job_url} never finished; last: {status}")
+        return status in ("failed", "succeeded", "canceled")
+
+    await poll(finished, within=deadline_s, every=0.2, what=lambda: f"{job_url} to finish; last: {status}")
+    return status
 
 
 async def _drive(api: processes.Service, monitor: processes.Service, token: str, found: Secrets, photo: bytes) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
 from shared import apikeys
+from tests.harness.poll import poll
 from tests.system import processes
 from tests.system.receivers import SentryReceiver, otlp_receiver, sentry_receiver
 from tests.system.secrets import environment, new_secrets, rabbitmq_user
@@ -21,14 +21,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 SECRETS = {"X-Api-Key": "very-secret-token", "Cookie": "session=cookie-secret-value"}
 
 
-async def _wait_for(receiver: SentryReceiver, kind: str, count: int = 1, deadline_s: float = 20.0) -> list[dict]:  # type: ignore[type-arg]
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+async def _wait_for(
+    receiver: SentryReceiver, kind: str, count: int = 1, deadline_s: float = 20.0
+) -> list[dict[str, Any]]:
+    async def arrived() -> list[dict[str, Any]]:
         found = receiver.events(kind)
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no {kind} reached Sentry; got {[item for env in receiver.envelopes for item in env][:5]}")
+        return found if len(found) >= count else []
+
+    def got() -> str:
+        return f"{count} {kind} to reach Sentry; got {[item for env in receiver.envelopes for item in env][:5]}"
+
+    return await poll(arrived, within=deadline_s, every=0.2, what=got)
 
 
 def _assert_no_secrets(receiver: SentryReceiver) -> None:
@@ -164,11 +167,13 @@ async def _upload(session: aiohttp.ClientSession, api_url: str, photo: bytes) ->
 
 async def _finished(session: aiohttp.ClientSession, job_url: str, deadline_s: float = 60.0) -> str:
     """The job's terminal status, polled with the caller's key (GET /jobs/{id} is the owner's)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    status = "unknown"
+
+    async def finished() -> bool:
+        nonlocal status
         async with session.get(job_url) as response:
-            status: str = (await response.json())["job"]["status"]
-        if status in ("failed", "succeeded", "canceled"):
-            return status
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{job_url} never finished; last: {status}")
+            status = (await response.json())["job"]["status"]
+        return status in ("failed", "succeeded", "canceled")
+
+    await poll(finished, within=deadline_s, every=0.2, what=lambda: f"{job_url} to finish; last: {status}")
+    return status

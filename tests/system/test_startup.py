@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.processes import Service, free_port, start
+from tests.system.processes import Service, free_port, start, wait_for_log
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +43,7 @@ async def test_sigterm_while_waiting_for_postgresql_stops_at_once_and_cleanly(
     name: str, service_env: dict[str, str], log_dir: Path
 ) -> None:
     service = _start_without_postgresql(name, service_env, log_dir, timeout_s=120)
-    async with asyncio.timeout(60):
-        while "dependency.waiting" not in service.log():  # signal handlers are in place by then
-            assert service.process.poll() is None, service.log()
-            await asyncio.sleep(0.1)
+    await wait_for_log(service, "dependency.waiting", deadline_s=60)  # signal handlers are in place by then
 
     asked = time.monotonic()
     code = await asyncio.to_thread(service.stop, 20)

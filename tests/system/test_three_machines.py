@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from PIL import Image
 
 from shared.storage import open_stores
 from tests.conftest import bearer
+from tests.harness.poll import poll
 from tests.s3 import settings_on
 from tests.system.conftest import submit_job
 from tests.system.processes import Service, free_port, start, wait_healthy
@@ -137,14 +137,16 @@ async def _fetch_output(api: aiohttp.ClientSession, store: aiohttp.ClientSession
 
 
 async def _finished(api: aiohttp.ClientSession, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + JOB_DEADLINE_S
-    while time.monotonic() < deadline:
+    job: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal job
         async with api.get(f"/jobs/{job_id}") as response:
-            job: dict[str, Any] = (await _json(response, 200))["job"]
-        if job["status"] in {"succeeded", "failed", "canceled"}:
-            return job
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish within {JOB_DEADLINE_S:g} s; last: {job}")
+            job = (await _json(response, 200))["job"]
+        return job["status"] in {"succeeded", "failed", "canceled"}
+
+    await poll(finished, within=JOB_DEADLINE_S, every=0.2, what=lambda: f"job {job_id} to finish; last: {job}")
+    return job
 
 
 def _complete_jpeg(data: bytes) -> tuple[int, int]:
@@ -157,33 +159,38 @@ def _complete_jpeg(data: bytes) -> tuple[int, int]:
 
 async def _monitor_healthy_with_a_worker(stack: Stack, deadline_s: float = 60.0) -> dict[str, Any]:
     """The monitor's public health, once it is healthy and counts the worker (heartbeats, consumers)."""
-    deadline = time.monotonic() + deadline_s
     body: dict[str, Any] = {}
     async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
+
+        async def healthy() -> bool:
+            nonlocal body
             async with session.get(f"{stack.monitor}/health") as response:
                 body = await response.json()
-            if response.status == 200 and body["status"] == "healthy" and body["workers"]["estimated_active"] >= 1:
-                return body
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"the monitor never reported itself healthy with a worker: {body}")
+            return response.status == 200 and body["status"] == "healthy" and body["workers"]["estimated_active"] >= 1
+
+        await poll(healthy, within=deadline_s, every=0.5, what=lambda: f"the monitor healthy with a worker: {body}")
+    return body
 
 
 async def _monitor_saw(stack: Stack, job_ids: list[str], deadline_s: float = 60.0) -> dict[str, Any]:
     """The monitor's admin view, once it counts the jobs as succeeded, and the worker's heartbeat says it did them."""
     token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
-    deadline = time.monotonic() + deadline_s
     body: dict[str, Any] = {}
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {token}"}) as session:
-        while time.monotonic() < deadline:
+
+        async def counted() -> bool:
+            nonlocal body
             async with session.get(f"{stack.monitor}/admin/health") as response:
                 body = await _json(response, 200)
-            counted = body["jobs"]["succeeded"], body["windows"]["1h"]["succeeded"]
+            succeeded = body["jobs"]["succeeded"], body["windows"]["1h"]["succeeded"]
             workers = [(worker["worker_id"], worker["processed"]) for worker in body["workers"]["list"]]
-            if counted == (len(job_ids), len(job_ids)) and workers == [(WORKER_ID, len(job_ids))]:
-                return body
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"the monitor never counted {len(job_ids)} jobs succeeded by {WORKER_ID}: {body}")
+            return succeeded == (len(job_ids), len(job_ids)) and workers == [(WORKER_ID, len(job_ids))]
+
+        def what() -> str:
+            return f"the monitor to count {len(job_ids)} jobs succeeded by {WORKER_ID}: {body}"
+
+        await poll(counted, within=deadline_s, every=0.5, what=what)
+    return body
 
 
 async def _bucket_keys(s3_env: dict[str, str]) -> tuple[set[str], set[str]]:

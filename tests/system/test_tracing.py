@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.harness.poll import poll
 from tests.system import processes
 from tests.system.conftest import submit_job, wait_for_status
 from tests.system.receivers import ExportedSpan, OtlpReceiver, otlp_receiver
@@ -20,8 +19,8 @@ SPAN_KIND_SERVER, SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER = 2, 4, 5
 
 async def _wait_for_trace(receiver: OtlpReceiver, trace_id: str, deadline_s: float = 30.0) -> list[ExportedSpan]:
     """Until the trace holds spans of all three services and the monitor consumed the job's outcome."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+
+    async def complete() -> list[ExportedSpan]:
         spans = receiver.in_trace(trace_id)
         consumed = {
             s.attributes.get("messaging.rabbitmq.destination.routing_key")
@@ -30,12 +29,13 @@ async def _wait_for_trace(receiver: OtlpReceiver, trace_id: str, deadline_s: flo
         }
         # A parent span ends (and is exported) after its children: wait for the last exports too.
         ids = {s.span_id for s in spans}
-        complete = all(not s.parent_span_id or s.parent_span_id in ids for s in spans)
-        if {s.service for s in spans} >= SERVICES and "job.succeeded" in consumed and complete:
-            return spans
-        await asyncio.sleep(0.3)
-    found = sorted((s.service, s.name) for s in receiver.in_trace(trace_id))
-    raise AssertionError(f"trace {trace_id} incomplete: {found}")
+        ended = all(not s.parent_span_id or s.parent_span_id in ids for s in spans)
+        return spans if {s.service for s in spans} >= SERVICES and "job.succeeded" in consumed and ended else []
+
+    def found() -> str:
+        return f"trace {trace_id} to complete: {sorted((s.service, s.name) for s in receiver.in_trace(trace_id))}"
+
+    return await poll(complete, within=deadline_s, every=0.3, what=found)
 
 
 def _one(spans: list[ExportedSpan], service: str, name_part: str) -> ExportedSpan:

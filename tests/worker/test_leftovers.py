@@ -16,7 +16,7 @@ from shared.storage import Stores, open_stores
 from shared.storage.local import LocalStore
 from shared.storage.s3 import S3Store
 from tests.conftest import record_asset
-from tests.s3 import settings_on
+from tests.s3 import begin_multipart_upload, settings_on
 
 pytestmark = pytest.mark.integration
 
@@ -97,14 +97,16 @@ async def s3_stores(s3_env: dict[str, str], storage_dirs: tuple[Path, Path]) -> 
         yield stores
 
 
-async def test_on_s3_unrecorded_uploads_and_unfinished_writes_go(pool: asyncpg.Pool, s3_stores: Stores) -> None:
+async def test_on_s3_unrecorded_uploads_and_unfinished_writes_go(
+    pool: asyncpg.Pool, s3_stores: Stores, s3_env: dict[str, str]
+) -> None:
     uploads, outputs = s3_stores.uploads, s3_stores.outputs
     assert isinstance(uploads, S3Store) and isinstance(outputs, S3Store)
     for key in ("recorded.jpg", "unrecorded.jpg", f"{uuid.uuid4()}.incoming"):
         await uploads.put(key, b"\xff\xd8 not much of a photo")
     await record_asset(pool, "recorded.jpg")
     for store, key in ((uploads, "cut-short.jpg"), (outputs, "job-1.jpg")):
-        await store._client.create_multipart_upload(Bucket=store.bucket, Key=store.object_key(key))
+        await begin_multipart_upload(s3_env, store.object_key(key))
 
     await leftovers.clear_uploads(pool, uploads, older_than_s=HOUR)  # all of it is too fresh to judge
     assert len(await uploads.keys_older_than(-60)) == 3

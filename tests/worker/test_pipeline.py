@@ -31,21 +31,19 @@ from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError, TransientEngineError
 from shared.events import EventType, JobCanceled, JobQueued, encode, make_event
 from shared.topology import Topology
-from tests.api import conftest as harness
-from tests.api.conftest import poll, queue_counts, stored_files
+from tests.harness.api import stored_files
+from tests.harness.broker import queue_counts
+from tests.harness.poll import poll
 from tests.worker.photos import encode as encode_photo
 from tests.worker.photos import gps_exif, house
 
 if TYPE_CHECKING:
-    from tests.api.conftest import Client, JobWaiter, Submitter, TapFactory, Uploader, WorkerFactory
+    from tests.conftest import Client
+    from tests.harness.api import JobWaiter, Submitter, Uploader
+    from tests.harness.broker import TapFactory
+    from tests.harness.worker import WorkerFactory
 
 pytestmark = pytest.mark.integration
-
-# The API harness of tests/api/conftest.py, shared with these tests.
-photo, api_settings, api_factory, api = harness.photo, harness.api_settings, harness.api_factory, harness.api
-upload, submit, wait_for_job = harness.upload, harness.submit, harness.wait_for_job
-worker_settings, amqp, worker, tap = harness.worker_settings, harness.amqp, harness.worker, harness.tap
-auth = harness.auth
 
 LONG_EDGE = {"free": 1024, "premium": 1536}
 SUCCEEDED_PATH = [(None, "queued"), ("queued", "processing"), ("processing", "succeeded")]
