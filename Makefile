@@ -41,7 +41,7 @@ valgrind:
 
 ## Run every test against the real PostgreSQL and RabbitMQ.
 test: venv services browser
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider --cov --cov-report=term
 
 lint: venv
 	$(VENV)/bin/ruff check .

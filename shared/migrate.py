@@ -19,14 +19,21 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x6C75_7374_6572_3A6D
 
 
+def driver_url(dsn: str) -> str:
+    """The PostgreSQL URL as SQLAlchemy names the driver the services use (asyncpg)."""
+    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1).replace("postgres://", "postgresql+asyncpg://", 1)
+
+
+def configured_url() -> str:
+    """DATABASE_URL as the services read it: what the alembic CLI migrates when alembic.ini names no URL."""
+    return driver_url(str(load_settings(BaseServiceSettings).database_url.get_secret_value()))
+
+
 def alembic_config(dsn: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    driver_dsn = dsn.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
-        "postgres://", "postgresql+asyncpg://", 1
-    )
     # Alembic's config is ConfigParser-based, so a literal % in a password must be doubled.
-    config.set_main_option("sqlalchemy.url", driver_dsn.replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", driver_url(dsn).replace("%", "%%"))
     return config
 
 

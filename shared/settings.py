@@ -6,15 +6,36 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AnyUrl, Field, Secret, SecretStr, UrlConstraints, ValidationError, model_validator
+from pydantic import (
+    AnyUrl,
+    BeforeValidator,
+    Field,
+    Secret,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.redaction import mask_url
+from shared.telemetry.redaction import mask_url
 
 PostgresUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["postgres", "postgresql"], host_required=True)]
 AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"], host_required=True)]
 HttpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["http", "https"], host_required=True)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# The OpenTelemetry SDK's own samplers, by their standard names (which it takes in any case).
+TracesSampler = Annotated[
+    Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ],
+    BeforeValidator(lambda name: name.lower() if isinstance(name, str) else name),
+]
 MIB = 1024 * 1024
 
 
@@ -42,7 +63,11 @@ class BaseServiceSettings(BaseSettings):
     """What every Luster service reads: where the dependencies are and how to report."""
 
     # An empty variable (as .env.example and compose leave them) means "not set", not an empty value.
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
+    # A `.env` in the working directory (a developer's copy of .env.example) fills in what the
+    # environment does not set; the image ships none (.dockerignore).
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True, env_file=".env"
+    )
 
     database_url: SecretPostgresUrl = Field(
         default="postgresql://postgres@127.0.0.1:5432/luster", validate_default=True
@@ -60,6 +85,9 @@ class BaseServiceSettings(BaseSettings):
     # The standard OpenTelemetry variables work too; the exporter reads them (and their headers) itself.
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_traces_endpoint: str | None = None
+    # Which traces are kept: the standard variables, read here (not by the SDK) so production has a default.
+    otel_traces_sampler: TracesSampler | None = None
+    otel_traces_sampler_arg: float | None = Field(default=None, ge=0.0, le=1.0)
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=200)
     # Whose assets and jobs the rows from before owners existed become (read by `python -m shared.migrate`).

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from services.api.settings import ApiSettings
 from services.monitor.settings import MonitorSettings
+from services.worker.settings import WorkerSettings
 from shared.settings import StorageSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +100,29 @@ def test_bad_storage_settings_stop_the_service_naming_them(env: dict[str, str], 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"luster: invalid configuration: {line}"), lines[0]
+
+
+def test_a_dotenv_file_fills_in_what_the_environment_does_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("LOG_LEVEL=DEBUG\nAPP_VERSION=from-dotenv\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("APP_VERSION", "from-environment")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+
+    settings = StorageSettings()
+
+    assert (settings.log_level, settings.app_version) == ("DEBUG", "from-environment")
+
+
+@pytest.mark.parametrize("cls", [ApiSettings, WorkerSettings, MonitorSettings])
+def test_a_copy_of_env_example_is_a_valid_dotenv(
+    cls: type[ApiSettings | WorkerSettings | MonitorSettings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.isupper() and name not in {"PATH", "HOME"}:
+            monkeypatch.delenv(name)
+
+    assert cls().environment == "development"

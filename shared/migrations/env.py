@@ -8,6 +8,14 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.migrate import configured_url
+
+
+def _url() -> str:
+    # `python -m shared.migrate` passes its URL; the alembic CLI (the guide's `alembic upgrade head`) reads
+    # DATABASE_URL like every service, since alembic.ini names none.
+    return context.config.get_main_option("sqlalchemy.url") or configured_url()
+
 
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
@@ -16,7 +24,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    engine = create_async_engine(_url())
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
@@ -24,7 +32,7 @@ async def _run_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=context.config.get_main_option("sqlalchemy.url"), literal_binds=True)
+    context.configure(url=_url(), literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

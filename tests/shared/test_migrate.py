@@ -121,3 +121,21 @@ async def test_a_migration_killed_holding_the_lock_does_not_block_the_next(fresh
 
     assert code == 0, output
     assert await _revision(fresh_dsn) == _head(fresh_dsn)
+
+
+async def test_the_guides_alembic_upgrade_head_migrates_the_database_url(fresh_dsn: str) -> None:
+    await ensure_database(fresh_dsn)  # the guide's command runs on a database that exists
+    env = {**os.environ, "DATABASE_URL": fresh_dsn, "PYTHONPATH": str(ROOT)}
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert await _revision(fresh_dsn) == _head(fresh_dsn)
