@@ -48,11 +48,13 @@ async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContex
         executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
         stores = await stack.enter_async_context(open_stores(settings))
+        engine = create_engine(settings, executor)
+        stack.push_async_callback(engine.aclose)
         yield WorkerContext(
             settings=settings,
             pool=pool,
             broker=broker,
-            engine=create_engine(settings, executor),
+            engine=engine,
             uploads=stores.uploads,
             outputs=stores.outputs,
             scheduler=TierScheduler(settings.concurrency, premium_share=settings.premium_share),

@@ -107,6 +107,9 @@ class ScriptedEngine:
         self.finished = 0
         self.output = encode_photo(house(64, 48, seed=3))
 
+    async def aclose(self) -> None:
+        """Holds nothing."""
+
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
         self.calls.append(request)
         if self.always is not None:

@@ -37,3 +37,6 @@ class Engine(Protocol):
     name: str
 
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult: ...
+
+    async def aclose(self) -> None:
+        """Release what the engine holds (an HTTP client); the worker calls it once, on shutdown."""

@@ -19,6 +19,9 @@ class FaultyEngine:
         self._inner = inner
         self._faults = faults
 
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
         if happens(self._faults.engine_hang):
             # Like a remote engine that never answers: only the worker's own timeout ends the wait.

@@ -72,6 +72,9 @@ class LocalEngine:
         self._executor = executor
         self._max_pixels = max_pixels
 
+    async def aclose(self) -> None:
+        """Nothing to release: the executor belongs to the worker."""
+
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
         loop = asyncio.get_running_loop()
         work = functools.partial(enhance_sync, request, max_pixels=self._max_pixels)

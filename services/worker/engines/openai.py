@@ -90,6 +90,10 @@ class OpenAIEngine:
     async def aclose(self) -> None:
         await self._client.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed()
+
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
         upload = await self._in_executor(functools.partial(prepare_upload, request.image, self._max_pixels))
         response = await self._edit(upload, request)

@@ -1,0 +1,23 @@
+"""What the worker holds is released when it stops."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.worker.engines.openai import OpenAIEngine
+from services.worker.runner import worker_context
+from services.worker.settings import WorkerSettings
+from tests.conftest import SettingsFactory
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_worker_closes_its_engines_client_on_shutdown(settings_for: SettingsFactory) -> None:
+    settings = settings_for(
+        WorkerSettings, engine="openai", openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1"
+    )
+    async with worker_context(settings) as ctx:
+        engine = ctx.engine
+        assert isinstance(engine, OpenAIEngine) and not engine.closed
+
+    assert engine.closed
