@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import aio_pika
@@ -164,6 +165,14 @@ class Delivery:
     queue: str
 
 
+class Outcome(StrEnum):
+    """What became of a delivered message."""
+
+    ACKED = "acked"
+    REQUEUED = "requeued"
+    DEAD_LETTERED = "dead_lettered"
+
+
 Handler = Callable[[Delivery], Awaitable[None]]
 MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
@@ -175,38 +184,35 @@ async def deliver(broker: Broker, message: AbstractIncomingMessage, handler: Han
         message.headers or {}, queue=queue, routing_key=message.routing_key or "", message_id=message.message_id or ""
     ) as span:
         outcome = await _decode_and_handle(broker, message, handler, queue)
-        span.set_attribute("luster.outcome", outcome)
+        span.set_attribute("luster.outcome", outcome.value)
     # Heartbeats arrive every few seconds from every worker: worth a line only when debugging.
-    quiet = message.routing_key == "worker.heartbeat" and outcome == "acked"
+    quiet = message.routing_key == "worker.heartbeat" and outcome is Outcome.ACKED
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     log.log(
         logging.DEBUG if quiet else logging.INFO,
         "message.handled",
         queue=queue,
-        outcome=outcome,
+        outcome=outcome.value,
         duration_ms=duration_ms,
     )
 
 
-async def _decode_and_handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, queue: str) -> str:
+async def _decode_and_handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, queue: str) -> Outcome:
     try:
         event, payload = decode(message.body)
     except UndecodableEvent as error:
         await _dead_letter(broker, message, error.reason, queue)
-        return "dead_lettered"
-    structlog.contextvars.bind_contextvars(event_type=event.type.value, job_id=_str(event.job_id))
-    try:
+        return Outcome.DEAD_LETTERED
+    with structlog.contextvars.bound_contextvars(event_type=event.type.value, job_id=_str(event.job_id)):
         return await _handle(broker, message, handler, Delivery(event, payload, bool(message.redelivered), queue))
-    finally:
-        structlog.contextvars.unbind_contextvars("event_type", "job_id")
 
 
-async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, delivery: Delivery) -> str:
+async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Handler, delivery: Delivery) -> Outcome:
     try:
         await handler(delivery)
     except PoisonMessage as poison:
         await _dead_letter(broker, message, poison.message, delivery.queue)
-        return "dead_lettered"
+        return Outcome.DEAD_LETTERED
     except asyncio.CancelledError:
         await _requeue(message)
         raise
@@ -216,9 +222,9 @@ async def _handle(broker: Broker, message: AbstractIncomingMessage, handler: Han
         # delivery limit dead-letters it if the failure persists.
         await asyncio.sleep(1.0)
         await _requeue(message)
-        return "requeued"
+        return Outcome.REQUEUED
     await message.ack()
-    return "acked"
+    return Outcome.ACKED
 
 
 async def _dead_letter(broker: Broker, message: AbstractIncomingMessage, reason: str, queue: str) -> None:

@@ -73,9 +73,8 @@ async def _run(ctx: WorkerContext, job: Job) -> None:
         log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
 
 
-async def _give_up(ctx: WorkerContext, job: Job, error: Exception) -> None:
-    code = getattr(error, "code", "engine_error")
-    message = getattr(error, "message", str(error))
+async def _give_up(ctx: WorkerContext, job: Job, error: EngineError | UnsupportedImage) -> None:
+    code, message = error.code, error.message
     await transitions.fail(ctx, job, code=code, message=message)
     ctx.stats.failed += 1
     sentry_sdk.capture_exception(error)
