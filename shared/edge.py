@@ -32,7 +32,7 @@ from shared.errors import (
     PayloadTooLarge,
     TooManyRequests,
     Unauthenticated,
-    UnsupportedImage,
+    UnsupportedMediaType,
 )
 from shared.settings import BaseServiceSettings, HttpServiceSettings, load_settings
 from shared.telemetry.logs import configure_logging
@@ -53,7 +53,7 @@ STATUS_OF: dict[type[LusterError], int] = {
     Forbidden: 403,
     TooManyRequests: 429,
     PayloadTooLarge: 413,
-    UnsupportedImage: 415,
+    UnsupportedMediaType: 415,
     InvalidField: 422,
     InputError: 400,
     DependencyUnavailable: 503,

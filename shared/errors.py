@@ -5,7 +5,8 @@ LusterError
 │   ├── InvalidField           a field is missing or malformed (422)
 │   ├── MalformedBody          the body does not parse (400)
 │   ├── PayloadTooLarge        an upload over the size cap (413)
-│   ├── UnsupportedImage       not an image we accept, or a broken one (415)
+│   ├── UnsupportedMediaType   a body in a form or encoding we do not take (415)
+│   │   └── UnsupportedImage   not an image we accept, or a broken one (415)
 │   ├── NotFound               no such asset or job, or not the caller's (404)
 │   ├── Conflict               the request contradicts the current state (409)
 │   ├── Unauthenticated        no API key, or one that is not (or no longer) valid (401)
@@ -61,7 +62,13 @@ class PayloadTooLarge(InputError):
     code = "payload_too_large"
 
 
-class UnsupportedImage(InputError):
+class UnsupportedMediaType(InputError):
+    """A body in a media type or content coding we do not take."""
+
+    code = "unsupported_media_type"
+
+
+class UnsupportedImage(UnsupportedMediaType):
     """Not an image format we accept, or a truncated or hostile image."""
 
     code = "unsupported_image"

@@ -9,7 +9,7 @@ from aiohttp import web
 from services.api import auth, keys, limits, resources
 from services.api.routes import setup_routes
 from services.api.settings import ApiSettings
-from services.api.uploads import limit_decodes
+from services.api.uploads import DecodeLimits
 from shared import edge
 from shared.telemetry.tracing import server_middleware
 
@@ -29,11 +29,6 @@ def create_app(settings: ApiSettings) -> web.Application:
             edge.clean_path,  # before anything reads the path: a control character in it is a 400
             edge.errors,
             edge.valid_headers(HEADER_RULES),
-            limit_decodes(
-                concurrent=settings.max_concurrent_decodes,
-                max_side=settings.max_image_side,
-                max_aspect_ratio=settings.max_image_aspect_ratio,
-            ),
             auth.authenticate,
             limits.limit,
         ],
@@ -42,6 +37,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         handler_args={**edge.PARSER_LIMITS, "auto_decompress": False},
     )
     app[keys.SETTINGS] = settings
+    app[keys.DECODES] = DecodeLimits.of(settings)
     app.cleanup_ctx.extend(
         [resources.storage, edge.database(settings), edge.broker(settings, name="luster-api"), resources.outbox_relay]
     )

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.api import keys
 from services.api.uploads import Upload, read_file_part
-from shared.errors import InvalidField, MalformedBody, PayloadTooLarge, UnsupportedImage
+from shared.errors import InvalidField, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -107,8 +107,8 @@ def _refuse_encoded(request: web.Request) -> None:
     """A compressed body could inflate far past every cap: refuse it before reading a byte."""
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        # 415 is the status for an encoding we do not take (RFC 9110 15.5.16); this is its one 415 error class.
-        raise UnsupportedImage(
+        # 415 is the status for a content coding we do not take (RFC 9110 15.5.16).
+        raise UnsupportedMediaType(
             "send the body without Content-Encoding", field="Content-Encoding", code="unsupported_content_encoding"
         )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.api.allowance import Allowance
-from services.api.uploads import Upload, check_image, record, stored_key
+from services.api.uploads import DecodeLimits, Upload, check_image, record, stored_key
 from shared.assets import Asset, get_asset
 from shared.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedImage
 from shared.storage import PresignedUpload, Store
@@ -42,7 +42,7 @@ class Check:
     owner: str
     allowance: Allowance
     max_bytes: int
-    max_pixels: int
+    limits: DecodeLimits
 
 
 async def complete(
@@ -53,13 +53,13 @@ async def complete(
     owner: str,
     allowance: Allowance,
     max_bytes: int,
-    max_pixels: int,
+    limits: DecodeLimits,
 ) -> tuple[Asset, bool]:
     """The checked asset, and whether this call created it (a repeated completion returns the first)."""
     existing = await get_asset(pool, asset_id, owner=owner)
     if existing is not None:
         return existing, False
-    check = Check(owner, allowance, max_bytes, max_pixels)
+    check = Check(owner, allowance, max_bytes, limits)
     try:
         return await _check_and_record(pool, store, asset_id, check), True
     except (FileNotFoundError, asyncpg.UniqueViolationError):
@@ -81,7 +81,7 @@ async def _check_and_record(pool: asyncpg.Pool, store: Store, asset_id: uuid.UUI
     check.allowance.require_bytes(arrived.size)
     upload = Upload.of_bytes(await store.get(incoming))
     try:
-        info = await check_image(upload.file, max_pixels=check.max_pixels)
+        info = await check_image(upload.file, check.limits)
     except UnsupportedImage:
         await store.remove([incoming])
         raise

@@ -7,6 +7,7 @@ from aiohttp import web
 from services.api.allowance import Allowance
 from services.api.caller import Caller
 from services.api.settings import ApiSettings
+from services.api.uploads import DecodeLimits
 from shared import edge
 from shared.storage import Store
 
@@ -15,6 +16,7 @@ POOL = edge.POOL
 BROKER = edge.BROKER
 UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
+DECODES = web.AppKey("decode_limits", DecodeLimits)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).
 PUBLIC = web.AppKey("public_handlers", frozenset)
 LIMITED = web.AppKey("limited_handlers", dict)

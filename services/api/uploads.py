@@ -15,14 +15,13 @@ import tempfile
 import unicodedata
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import asyncpg
-from aiohttp import BodyPartReader, web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp import BodyPartReader
 
+from services.api.settings import ApiSettings
 from shared.assets import Asset, insert_asset
 from shared.errors import InvalidField, PayloadTooLarge, UnsupportedImage
 from shared.imaging import ALLOWED_FORMATS, ImageInfo, probe, sniff_format
@@ -88,46 +87,38 @@ def display_name(filename: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """What decoding one api instance allows: how many at once, and the shape caps checked from the header."""
+    """What decoding one api instance allows: how many at once, and the caps checked from the header.
+
+    One semaphore per app: a decode holds up to max_pixels x 4 bytes, so their number bounds memory.
+    """
 
     slots: asyncio.Semaphore
+    max_pixels: int
     max_side: int
     max_aspect_ratio: float
 
-
-# The instance's limits for image checks made while serving a request; set by `limit_decodes`.
-_LIMITS: ContextVar[DecodeLimits | None] = ContextVar("decode_limits", default=None)
-
-
-def limit_decodes(*, concurrent: int, max_side: int, max_aspect_ratio: float) -> Middleware:
-    """A middleware that makes every check_image of a request obey this instance's decode limits.
-
-    One semaphore per app: a decode holds up to MAX_IMAGE_PIXELS x 4 bytes, so their number bounds memory.
-    """
-    limits = DecodeLimits(asyncio.Semaphore(concurrent), max_side, max_aspect_ratio)
-
-    @web.middleware
-    async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
-        token = _LIMITS.set(limits)
-        try:
-            return await handler(request)
-        finally:
-            _LIMITS.reset(token)
-
-    return bounded
+    @classmethod
+    def of(cls, settings: ApiSettings) -> DecodeLimits:
+        return cls(
+            asyncio.Semaphore(settings.max_concurrent_decodes),
+            settings.max_image_pixels,
+            settings.max_image_side,
+            settings.max_image_aspect_ratio,
+        )
 
 
-async def check_image(file: BinaryIO, *, max_pixels: int) -> ImageInfo:
+async def check_image(file: BinaryIO, limits: DecodeLimits) -> ImageInfo:
     """Recognise and fully decode the image (off the event loop): only a whole, accepted image passes."""
     head = await asyncio.to_thread(_head, file)
     if sniff_format(head) is None:
         allowed = ", ".join(sorted(ALLOWED_FORMATS.values()))
         raise UnsupportedImage(f"file is not an image we accept ({allowed})", field="file", code="unsupported_format")
-    limits = _LIMITS.get()
-    if limits is None:  # outside a request (scripts, tests of this function): pixels are the only cap
-        return await asyncio.to_thread(probe, file, max_pixels=max_pixels)
     work = functools.partial(
-        probe, file, max_pixels=max_pixels, max_side=limits.max_side, max_aspect_ratio=limits.max_aspect_ratio
+        probe,
+        file,
+        max_pixels=limits.max_pixels,
+        max_side=limits.max_side,
+        max_aspect_ratio=limits.max_aspect_ratio,
     )
     return await run_bounded(limits.slots, work)
 
@@ -156,9 +147,9 @@ def stored_key(asset_id: uuid.UUID, info: ImageInfo) -> str:
     return f"{asset_id}.{EXTENSIONS[info.format]}"
 
 
-async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, owner: str, max_pixels: int) -> Asset:
+async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, owner: str, limits: DecodeLimits) -> Asset:
     """Check the image, store the bytes under a generated key, then record the asset as `owner`'s."""
-    info = await check_image(upload.file, max_pixels=max_pixels)
+    info = await check_image(upload.file, limits)
     asset_id = uuid.uuid4()
     key = stored_key(asset_id, info)
     await storage.put_file(key, upload.file, upload.size)

@@ -33,7 +33,7 @@ async def create_asset(request: web.Request) -> web.Response:
             request.app[keys.UPLOADS],
             form.file,
             owner=request[keys.CALLER].owner,
-            max_pixels=settings.max_image_pixels,
+            limits=request.app[keys.DECODES],
         )
     finally:
         form.file.close()
@@ -68,6 +68,6 @@ async def complete_upload(request: web.Request) -> web.Response:
         owner=request[keys.CALLER].owner,
         allowance=request[keys.ALLOWANCE],
         max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
+        limits=request.app[keys.DECODES],
     )
     return _respond(asset, 201 if created else 200)
