@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from shared.domain import Tier
 from shared.healthcheck import health_url, probe
 from shared.topology import Topology
 from tests.chaos.queues import BrokerProbe
+from tests.harness.poll import poll
 from tests.system.processes import ROOT as ROOT
 from tests.system.processes import Service, free_port, wait_healthy
 
@@ -93,18 +93,19 @@ async def wait_consuming(service: Service, amqp_url: str, topology: Topology, de
     """Until the broker itself reports a consumer on every work queue: the worker's readiness, it has no HTTP."""
     queues = [topology.work_queue(tier) for tier in Tier]
     broker = BrokerProbe(amqp_url, topology, name=f"deploy:{service.name}")
-    deadline = time.monotonic() + deadline_s
+
+    async def consuming() -> bool:
+        if service.process.poll() is not None:
+            raise AssertionError(f"{service.name} exited early:\n{service.log()}")
+        states = await broker.try_states(queues)  # None until the worker has declared them
+        return states is not None and all(state.consumers >= 1 for state in states)
+
     try:
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                raise AssertionError(f"{service.name} exited early:\n{service.log()}")
-            states = await broker.try_states(queues)  # None until the worker has declared them
-            if states is not None and all(state.consumers >= 1 for state in states):
-                return
-            await asyncio.sleep(0.25)
+        await poll(
+            consuming, within=deadline_s, every=0.25, what=lambda: f"{service.name} to consume:\n{service.log()}"
+        )
     finally:
         await broker.close()
-    raise AssertionError(f"{service.name} never consumed {queues} within {deadline_s:g} s:\n{service.log()}")
 
 
 async def deploy_and_stop(

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -17,6 +16,7 @@ from shared.db import ensure_database
 from shared.migrate import MIGRATION_LOCK, alembic_config
 from tests.conftest import DATABASE_URL
 from tests.deploy.launch import scratch_database
+from tests.harness.poll import poll
 from tests.system.processes import ROOT
 
 pytestmark = pytest.mark.integration
@@ -92,11 +92,12 @@ async def test_a_migration_waits_while_another_holds_the_lock(fresh_dsn: str) ->
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
         migration = _start_migration(fresh_dsn)
-        deadline = time.monotonic() + 60
-        while await _waiting_on_lock(holder) == 0:
+
+        async def queued() -> bool:
             assert migration.poll() is None, migration.communicate()[0]
-            assert time.monotonic() < deadline, "the migration never queued on the lock"
-            await asyncio.sleep(0.1)
+            return await _waiting_on_lock(holder) > 0
+
+        await poll(queued, within=60, what="the migration to queue on the lock")
 
         assert migration.poll() is None
         assert await _revision(fresh_dsn) is None  # not a table created while the lock is held elsewhere
