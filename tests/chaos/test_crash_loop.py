@@ -17,6 +17,8 @@ from shared.topology import DELIVERY_LIMIT
 from tests.chaos.harness import Chaos
 from tests.chaos.size import SIZE
 
+HEARTBEAT_S = 5  # the liveness window is three heartbeats: 15 s
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.chaos,
@@ -28,7 +30,14 @@ async def test_crash_looping_worker_does_not_strand_the_job_behind(chaos: Chaos)
     """15. (Beyond the issue) a worker crash-looping on one job, with another waiting behind it."""
     # One slot: one job runs and hangs (a photo that crashes or wedges every worker that takes it), the
     # other waits in the worker's prefetch for the slot; the worker is killed and restarted meanwhile.
-    await chaos.start(workers=1, worker_env={"LUSTER_FAULTS": "engine_hang:1.0", "CONCURRENCY": "1"})
+    # The jobs are in different tiers' queues, so both reach the worker at once (one prefetch each), in
+    # either order. The dead incarnations stay within the liveness window while the loop runs: otherwise
+    # the sweeper, seeing a job still held by a dead one, re-queues a copy that no prefetch can take, and
+    # the loop waits on it until the jobs time out (a loaded machine restarts a worker slowly).
+    await chaos.start(
+        workers=1,
+        worker_env={"LUSTER_FAULTS": "engine_hang:1.0", "CONCURRENCY": "1", "HEARTBEAT_INTERVAL": str(HEARTBEAT_S)},
+    )
     chaos.submit(2)
     await chaos.accepted_at_least(2)
     looping = chaos.stack.services["worker-1"]
@@ -46,7 +55,9 @@ async def test_crash_looping_worker_does_not_strand_the_job_behind(chaos: Chaos)
     chaos.stack.kill("worker-1")
     chaos.start_workers(1, env={"CONCURRENCY": "1"})
     chaos.fault_over("a healthy worker replaces the crash-looping one")
-    await chaos.drain(deadline_s=30)
+    # The hanging job's worn message was dead-lettered; the sweeper settles its job once the last
+    # incarnation's liveness window has passed.
+    await chaos.drain(deadline_s=3 * HEARTBEAT_S + 30)
     dead = await chaos.probe.take_all(chaos.topology.dead_letter_queue)
     chaos.result.notes["dead_letters_reasons"] = [(m.headers or {}).get("x-first-death-reason") for m in dead]
     await chaos.finish()
