@@ -40,6 +40,8 @@ def _start(service: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("worker", "CONCURRENCY", "0"),
         ("worker", "ENGINE", "magic"),
         ("worker", "JOB_TIMEOUT", "3600"),
+        ("worker", "LUSTER_FAULTS", "kill_everything:1.0"),
+        ("worker", "LUSTER_FAULTS", "engine_hang:2"),
     ],
 )
 def test_a_bad_value_stops_the_service_naming_the_variable(service: str, variable: str, value: str) -> None:

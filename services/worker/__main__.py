@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 
+from services.worker.faults import Faults
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 from shared.errors import DependencyUnavailable
@@ -15,20 +16,21 @@ from shared.telemetry.redaction import secret_values
 from shared.telemetry.setup import setup_telemetry
 
 
-async def _serve(settings: WorkerSettings) -> None:
+async def _serve(settings: WorkerSettings, faults: Faults) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await run(settings, stop)
+    await run(settings, stop, faults)
 
 
 def main() -> None:
     settings = load_settings(WorkerSettings)
+    faults = Faults.from_environment()
     configure_logging("worker", settings.log_level, secrets=secret_values(settings))
     telemetry = setup_telemetry("worker", settings, sentry_tags={"worker_id": settings.worker_id})
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, faults))
     except DependencyUnavailable as error:
         sys.exit(f"luster-worker: {error.message}")
     finally:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.worker.engines import Engine
+from services.worker.faults import NO_FAULTS, Faults
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
 from shared.broker import Broker
@@ -34,6 +35,8 @@ class WorkerContext:
     outputs: Store
     scheduler: TierScheduler
     stats: WorkerStats
+    # Test-only fault injection, kept out of the settings: inert unless LUSTER_FAULTS is set.
+    faults: Faults = NO_FAULTS
 
     @property
     def worker_id(self) -> str:

@@ -14,9 +14,10 @@ import asyncio
 import os
 import random
 import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import structlog
@@ -24,6 +25,7 @@ import structlog
 if TYPE_CHECKING:
     from shared.storage import Store
 
+ENVIRONMENT_VARIABLE = "LUSTER_FAULTS"
 KillPoint = Literal["after_output", "after_commit"]
 HOOK_ID = "luster-fault-kill-during-output"
 FLUSH_PAUSE_S = 0.05  # lets the event loop hand the first half to the socket before the kill
@@ -60,6 +62,14 @@ class Faults:
             values[name] = probability
         return cls(**values)
 
+    @classmethod
+    def from_environment(cls) -> Faults:
+        """What `LUSTER_FAULTS` asks for; the worker refuses to start when it names no known fault."""
+        try:
+            return cls.parse(os.environ.get(ENVIRONMENT_VARIABLE, ""))
+        except ValueError as error:
+            sys.exit(f"luster: invalid configuration: {ENVIRONMENT_VARIABLE}: {error}")
+
     @property
     def engine_faults(self) -> bool:
         return self.engine_hang > 0 or self.engine_transient > 0
@@ -83,6 +93,9 @@ class Faults:
         # The store keeps its client to itself; only this test hook reaches for it.
         hook = _OutputKill(f"/{outputs.prefix}", self.kill_during_output)
         outputs._client.meta.events.register("before-send.s3.PutObject", hook, unique_id=HOOK_ID)
+
+
+NO_FAULTS: Final = Faults()
 
 
 @dataclass(frozen=True)

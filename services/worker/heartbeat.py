@@ -38,8 +38,8 @@ async def beat(ctx: WorkerContext) -> None:
                 await workers.beat(ctx.pool, worker_id=ctx.worker_id, host=socket.gethostname())
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await ctx.broker.publish(event, routing_key=event.type.value)
-        except Exception as error:
-            log.warning("heartbeat.failed", error=repr(error))
+        except Exception:
+            log.warning("heartbeat.failed", exc_info=True)
         await asyncio.sleep(ctx.settings.heartbeat_interval)
 
 
@@ -55,5 +55,5 @@ async def announce_stop(ctx: WorkerContext) -> None:
     try:
         async with asyncio.timeout(PUBLISH_TIMEOUT_S):
             await ctx.broker.publish(event, routing_key=event.type.value)
-    except Exception as error:
-        log.warning("heartbeat.stop_not_announced", error=repr(error))
+    except Exception:
+        log.warning("heartbeat.stop_not_announced", exc_info=True)

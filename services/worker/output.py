@@ -92,7 +92,7 @@ async def produce(ctx: WorkerContext, job: Job) -> Produced:
     request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
     result = await _enhance(ctx, request)
     key = output_key(job, result.content_type)
-    ctx.settings.faults.arm_output_kill(ctx.outputs)  # test-only; does nothing unless LUSTER_FAULTS asks
+    ctx.faults.arm_output_kill(ctx.outputs)  # test-only; does nothing unless LUSTER_FAULTS asks
     with _store_outage_is_transient():
         await ctx.outputs.put(key, result.image)
     return Produced(

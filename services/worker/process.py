@@ -64,11 +64,13 @@ async def _run(ctx: WorkerContext, job: Job) -> None:
     except Exception as error:  # an engine bug: retried like a transient fault, within the limit
         log.exception("job.engine_crashed")
         sentry_sdk.capture_exception(error)
-        await _retry_or_give_up(ctx, job, EngineError(repr(error), code="engine_crashed"))
+        # The job's error is what its customer reads: the exception's text stays in the log and in Sentry.
+        crashed = EngineError(f"the engine failed unexpectedly ({type(error).__name__})", code="engine_crashed")
+        await _retry_or_give_up(ctx, job, crashed)
     else:
-        ctx.settings.faults.maybe_kill("after_output")
+        ctx.faults.maybe_kill("after_output")
         await transitions.succeed(ctx, job, produced)
-        ctx.settings.faults.maybe_kill("after_commit")
+        ctx.faults.maybe_kill("after_commit")
         ctx.stats.processed += 1
         log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
 

@@ -15,6 +15,7 @@ from services.worker import heartbeat, sweeper
 from services.worker.consumer import TierConsumers
 from services.worker.context import WorkerContext, WorkerStats
 from services.worker.engines.factory import create_engine
+from services.worker.faults import NO_FAULTS, Faults
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
 from shared import watchdog
@@ -28,7 +29,7 @@ log = structlog.get_logger()
 
 
 @contextlib.asynccontextmanager
-async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContext]:
+async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -> AsyncIterator[WorkerContext]:
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(
             str(settings.database_url.get_secret_value()),
@@ -48,7 +49,7 @@ async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContex
         executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
         stores = await stack.enter_async_context(open_stores(settings))
-        engine = create_engine(settings, executor)
+        engine = create_engine(settings, executor, faults)
         stack.push_async_callback(engine.aclose)
         yield WorkerContext(
             settings=settings,
@@ -59,6 +60,7 @@ async def worker_context(settings: WorkerSettings) -> AsyncIterator[WorkerContex
             outputs=stores.outputs,
             scheduler=TierScheduler(settings.concurrency, premium_share=settings.premium_share),
             stats=WorkerStats(),
+            faults=faults,
         )
 
 
@@ -81,10 +83,10 @@ async def _until_stopped_or_done(stop: asyncio.Event, task: asyncio.Future[Any])
 
 
 async def _start_unless_stopped(
-    stack: contextlib.AsyncExitStack, settings: WorkerSettings, stop: asyncio.Event
+    stack: contextlib.AsyncExitStack, settings: WorkerSettings, faults: Faults, stop: asyncio.Event
 ) -> WorkerContext | None:
     """The worker's resources, or None when `stop` is set first (say, while PostgreSQL is not up yet)."""
-    starting = asyncio.ensure_future(stack.enter_async_context(worker_context(settings)))
+    starting = asyncio.ensure_future(stack.enter_async_context(worker_context(settings, faults)))
     if await _until_stopped_or_done(stop, starting):
         return starting.result()
     starting.cancel()  # worker_context closes whatever it had opened
@@ -93,14 +95,14 @@ async def _start_unless_stopped(
     return None
 
 
-async def run(settings: WorkerSettings, stop: asyncio.Event) -> None:
+async def run(settings: WorkerSettings, stop: asyncio.Event, faults: Faults = NO_FAULTS) -> None:
     """Work until `stop` is set; in-flight jobs get `shutdown_grace` seconds to finish.
 
     Raises DependencyUnavailable when a dependency does not answer at start-up, or when the broker lost
     this worker's consumers for good, so that `__main__` exits non-zero and the platform restarts it.
     """
     async with contextlib.AsyncExitStack() as stack:
-        ctx = await _start_unless_stopped(stack, settings, stop)
+        ctx = await _start_unless_stopped(stack, settings, faults, stop)
         if ctx is None:
             log.info("worker.stopped_while_starting")
             return

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, SecretStr, model_validator
 
-from services.worker.faults import Faults
 from shared.settings import StorageSettings
 
 
@@ -43,13 +41,6 @@ class WorkerSettings(StorageSettings):
     broker_give_up_after: float = Field(default=120.0, gt=0, le=3600)
     # Scales the retry backoff ladder (shared.topology.RETRY_DELAYS_MS); only tests compress it.
     retry_delay_scale: float = Field(default=1.0, gt=0, le=1.0)
-    # Test-only fault injection (see faults.py); empty, and so inert, unless LUSTER_FAULTS is set.
-    faults: Annotated[Faults, NoDecode] = Field(default_factory=Faults, validation_alias="luster_faults")
-
-    @field_validator("faults", mode="before")
-    @classmethod
-    def _parse_faults(cls, value: object) -> object:
-        return Faults.parse(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _engine_is_configured(self) -> WorkerSettings:

@@ -63,6 +63,6 @@ async def sweep(ctx: WorkerContext, interval_s: float) -> None:
                 with untraced():
                     await leftovers.clear_uploads(ctx.pool, ctx.uploads)
                     await retention.expire(ctx)
-        except Exception as error:
-            log.warning("sweeper.failed", error=repr(error))
+        except Exception:
+            log.warning("sweeper.failed", exc_info=True)
         await asyncio.sleep(interval_s)

@@ -456,7 +456,7 @@ async def test_a_drain_that_outlasts_the_watchdogs_patience_is_no_outage(
 ) -> None:
     """A stopping worker cancels its consumers on purpose: the watchdog must not call that a lost broker."""
     engine = ScriptedEngine(delay=2.0)
-    monkeypatch.setattr(runner, "create_engine", lambda settings, executor: engine)
+    monkeypatch.setattr(runner, "create_engine", lambda settings, executor, faults: engine)
     job = await submit((await upload())["id"])
     running = await worker(concurrency=1, watchdog_interval=0.1, broker_give_up_after=0.3)
     await wait_for_job(job["id"], until=frozenset({"processing"}), within=15)
@@ -479,7 +479,7 @@ async def test_a_stop_lets_the_job_in_flight_finish_and_takes_no_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine = ScriptedEngine(delay=1.0)
-    monkeypatch.setattr(runner, "create_engine", lambda settings, executor: engine)
+    monkeypatch.setattr(runner, "create_engine", lambda settings, executor, faults: engine)
     asset = await upload()
     first, second = [await submit(asset["id"], prompt=f"job {n}") for n in (1, 2)]
     stopped = await tap(EventType.WORKER_STOPPED.value)

@@ -7,13 +7,14 @@ from concurrent.futures import Executor
 from services.worker.engines import Engine
 from services.worker.engines.faulty import FaultyEngine
 from services.worker.engines.local import LocalEngine
+from services.worker.faults import Faults
 from services.worker.settings import WorkerSettings
 
 
-def create_engine(settings: WorkerSettings, executor: Executor) -> Engine:
+def create_engine(settings: WorkerSettings, executor: Executor, faults: Faults) -> Engine:
     engine = _configured_engine(settings, executor)
     # Test-only: the fault-injection suite wraps the engine; production never sets LUSTER_FAULTS.
-    return FaultyEngine(engine, settings.faults) if settings.faults.engine_faults else engine
+    return FaultyEngine(engine, faults) if faults.engine_faults else engine
 
 
 def _configured_engine(settings: WorkerSettings, executor: Executor) -> Engine:
