@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ from opentelemetry import propagate
 
 from shared.errors import PoisonMessage
 from shared.events import Event, Payload, UndecodableEvent, decode, encode
+from shared.messages import OutgoingMessage
 from shared.retry import retry_until_ready
 from shared.telemetry.tracing import consume_span, publish_span
 from shared.topology import Topology, declare
@@ -37,6 +38,9 @@ log = structlog.get_logger()
 REASON_HEADER = "x-luster-reason"
 QUEUE_HEADER = "x-luster-queue"  # the queue the message was taken from, where a re-queue sends it back
 DEAD_AT_HEADER = "x-luster-dead-lettered-at"
+# What "the broker is away" looks like to a publisher, as opposed to a bug: a lost connection (aio-pika's
+# AMQPConnectionError is a ConnectionError), a channel the robust connection has not reopened yet, no confirm in time.
+BROKER_DOWN_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, ChannelInvalidStateError, TimeoutError)
 
 
 def trace_headers() -> dict[str, str]:
@@ -44,18 +48,6 @@ def trace_headers() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """A message ready to publish; what the outbox stores and the relay replays."""
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_id: str
-    headers: Mapping[str, Any]
-    expiration_ms: int | None = None
 
 
 def event_message(

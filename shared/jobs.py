@@ -1,6 +1,6 @@
 """The jobs repository: creating jobs (with their announcement), finding them, listing them.
 
-State changes live in shared/transitions.py."""
+State changes live in shared/jobstate.py."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import asyncpg
 
-from shared.broker import OutgoingMessage
 from shared.db import Queryable
 from shared.domain import JobStatus, Style, Tier
 from shared.errors import InvalidField
 from shared.events import EventType
+from shared.messages import OutgoingMessage
 from shared.outbox import OUTBOX_COLUMNS, Staged, outbox_arguments
 from shared.sql import Parameters
 

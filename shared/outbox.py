@@ -16,13 +16,17 @@ from typing import Any
 import asyncpg
 import structlog
 
-from shared.broker import Broker, OutgoingMessage
-from shared.db import Connection
+from shared.broker import BROKER_DOWN_ERRORS, Broker
+from shared.db import DATABASE_DOWN_ERRORS, Connection
+from shared.messages import OutgoingMessage
+from shared.telemetry.logs import brief
 from shared.telemetry.tracing import tracer, untraced
 
 log = structlog.get_logger()
 
 PUBLISH_TIMEOUT_S = 10.0
+# A dependency away is routine here (what is not published now is published later); anything else is a bug.
+DEPENDENCY_DOWN_ERRORS = (*DATABASE_DOWN_ERRORS, *BROKER_DOWN_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ async def flush(pool: asyncpg.Pool, broker: Broker, staged: Sequence[Staged]) ->
                 await broker.publish_raw(item.message)
             published.append(item.outbox_id)
     except Exception as error:
-        log.warning("outbox.publish_deferred", error=repr(error))
+        _log_failure("outbox.publish_deferred", error)
     finally:
         if published:
             with untraced():  # bookkeeping: the publish span already tells the story
@@ -159,5 +163,13 @@ async def relay(pool: asyncpg.Pool, broker: Broker, *, interval_s: float = 2.0, 
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            log.warning("outbox.relay_failed", error=repr(error))
+            _log_failure("outbox.relay_failed", error)
         await asyncio.sleep(interval_s)
+
+
+def _log_failure(event: str, error: Exception) -> None:
+    """A dependency away in a few words; anything else with its traceback."""
+    if isinstance(error, DEPENDENCY_DOWN_ERRORS):
+        log.warning(event, error=brief(error))
+    else:
+        log.warning(event, exc_info=error)

@@ -10,6 +10,7 @@ from typing import TypeVar
 import structlog
 
 from shared.errors import DependencyUnavailable
+from shared.telemetry.logs import brief
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -32,8 +33,8 @@ async def retry_until_ready(
         except retry_on as error:
             if time.monotonic() + delay > deadline:
                 raise DependencyUnavailable(
-                    f"{what} did not answer within {give_up_after:g} s: {str(error) or type(error).__name__}"
+                    f"{what} did not answer within {give_up_after:g} s: {brief(error)}"
                 ) from error
-            log.warning("dependency.waiting", dependency=what, error=str(error) or type(error).__name__, retry_in=delay)
+            log.warning("dependency.waiting", dependency=what, error=brief(error), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -16,6 +16,7 @@ import structlog
 
 from shared.broker import Broker
 from shared.errors import DependencyUnavailable
+from shared.telemetry.logs import brief
 from shared.telemetry.tracing import untraced
 
 log = structlog.get_logger()
@@ -28,7 +29,7 @@ async def unserved_queues(broker: Broker, queues: Sequence[str]) -> list[str]:
             async with asyncio.timeout(5):
                 counts = {name: await broker.consumer_count(name) for name in queues}
     except Exception as error:
-        log.warning("watchdog.broker_unreachable", error=repr(error))
+        log.warning("watchdog.broker_unreachable", error=brief(error))
         return list(queues)
     return [name for name, count in counts.items() if count == 0]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from shared.edge import serve
+from shared.http.serve import serve
 
 
 def main() -> None:

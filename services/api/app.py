@@ -6,11 +6,12 @@ import re
 
 from aiohttp import web
 
-from services.api import auth, keys, limits, resources
-from services.api.routes import setup_routes
+from services.api import auth, keys, limits, openapi, resources
+from services.api.routes import ENDPOINTS, setup_routes
 from services.api.settings import ApiSettings
 from services.api.uploads import DecodeLimits
-from shared import edge
+from shared.http import access, guards, json_errors, protocol
+from shared.http.resources import broker, database
 from shared.telemetry.tracing import server_middleware
 
 # Room for the largest upload plus the form's other fields; uploads are capped while streamed.
@@ -20,26 +21,27 @@ HEADER_RULES = {"Idempotency-Key": re.compile(r"[\x21-\x7e]{1,255}")}
 
 
 def create_app(settings: ApiSettings) -> web.Application:
-    edge.answer_protocol_errors_in_json()
+    protocol.answer_protocol_errors_in_json()
     app = web.Application(
         # Errors wrap authentication and limits, so their refusals are JSON like any other.
         middlewares=[
             server_middleware(trust_incoming=settings.trusts_incoming_trace),
-            edge.access_log,
-            edge.clean_path,  # before anything reads the path: a control character in it is a 400
-            edge.errors,
-            edge.valid_headers(HEADER_RULES),
+            access.access_log,
+            guards.clean_path,  # before anything reads the path: a control character in it is a 400
+            json_errors.errors,
+            guards.valid_headers(HEADER_RULES),
             auth.authenticate,
             limits.limit,
         ],
         client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
         # Bodies arrive as sent: a compressed one is refused (bodies.py), never inflated past the caps.
-        handler_args={**edge.PARSER_LIMITS, "auto_decompress": False},
+        handler_args={**protocol.PARSER_LIMITS, "auto_decompress": False},
     )
     app[keys.SETTINGS] = settings
     app[keys.DECODES] = DecodeLimits.of(settings)
+    app[keys.OPENAPI] = openapi.document(ENDPOINTS, version=settings.app_version)
     app.cleanup_ctx.extend(
-        [resources.storage, edge.database(settings), edge.broker(settings, name="luster-api"), resources.outbox_relay]
+        [resources.storage, database(settings), broker(settings, name="luster-api"), resources.outbox_relay]
     )
     setup_routes(app)
     return app

@@ -6,17 +6,20 @@ from aiohttp import web
 
 from services.api.allowance import Allowance
 from services.api.caller import Caller
+from services.api.openapi import Document
 from services.api.settings import ApiSettings
 from services.api.uploads import DecodeLimits
-from shared import edge
+from shared.http import resources
 from shared.storage import Store
 
 SETTINGS = web.AppKey("settings", ApiSettings)
-POOL = edge.POOL
-BROKER = edge.BROKER
+POOL = resources.POOL
+BROKER = resources.BROKER
 UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
+# Built once by create_app from the route table; /openapi.json serves it.
+OPENAPI = web.AppKey("openapi", Document)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).
 PUBLIC = web.AppKey("public_handlers", frozenset)
 LIMITED = web.AppKey("limited_handlers", dict)

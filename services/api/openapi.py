@@ -1,8 +1,9 @@
-"""The OpenAPI 3.1 document, generated from the endpoint table and the pydantic models it names.
+"""The OpenAPI 3.1 document, a pure function of the endpoint table and the pydantic models it names.
 
-It says what the server accepts, no more: bodies with `additionalProperties: false` where the models
-forbid extras, `file` or `asset_id` (exactly one) on a job form, patterns on cursors and prompts, and
-every answer a route gives, including those of authentication, limits and a database outage.
+`create_app` builds it once from `routes.ENDPOINTS`. It says what the server accepts, no more: bodies
+with `additionalProperties: false` where the models forbid extras, `file` or `asset_id` (exactly one)
+on a job form, patterns on cursors and prompts, and every answer a route gives, including those of
+authentication, limits and a database outage.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from services.api.routes import ENDPOINTS, Endpoint
+from services.api.endpoint import Endpoint, Header
 from services.api.schemas import ErrorBody
 from shared.imaging import ALLOWED_FORMATS
 
+Document = dict[str, Any]
 REF_TEMPLATE = "#/components/schemas/{model}"
 SECURITY_SCHEMES = {
     "bearerAuth": {
@@ -55,10 +58,10 @@ PART_NAME = {"pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*[^\\x00-\\x08
 FILE_ENCODING = {"file": {"contentType": ", ".join(ALLOWED_FORMATS.values())}}
 
 
-def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+def _models(endpoints: Sequence[Endpoint]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Request bodies in their validation shape, responses in their serialised shape."""
     found: dict[type[BaseModel], JsonSchemaMode] = {ErrorBody: "serialization"}
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         for model in (endpoint.request, endpoint.query, endpoint.headers):
             if model is not None:
                 found[model] = "validation"
@@ -158,9 +161,16 @@ def _success(endpoint: Endpoint) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": _ref(endpoint.response)}}
     elif endpoint.media_type != "application/json":
         success["content"] = {endpoint.media_type: {"schema": {"type": "string", "format": "binary"}}}
+    headers = {header.name: _header(header) for header in endpoint.response_headers}
     if endpoint.limit is not None:
-        success["headers"] = RATE_LIMIT_HEADERS
+        headers |= RATE_LIMIT_HEADERS
+    if headers:
+        success["headers"] = headers
     return success
+
+
+def _header(header: Header) -> dict[str, Any]:
+    return {"description": header.description, "required": True, "schema": {"type": "string"}}
 
 
 def _statuses(endpoint: Endpoint) -> list[int]:
@@ -211,11 +221,13 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     return operation
 
 
+# Cached: a pure function of hashable arguments, and the tests build an app (and so a document) each.
 @functools.cache
-def document(version: str) -> dict[str, Any]:
-    _, schemas = models_json_schema(_models(), ref_template=REF_TEMPLATE, by_alias=True)
+def document(endpoints: tuple[Endpoint, ...], *, version: str) -> Document:
+    """The document of `endpoints`, the API at `version`."""
+    _, schemas = models_json_schema(_models(endpoints), ref_template=REF_TEMPLATE, by_alias=True)
     paths: dict[str, dict[str, Any]] = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
     return {
         "openapi": "3.1.0",

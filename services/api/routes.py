@@ -1,16 +1,12 @@
-"""Every API endpoint in one table: the router and the OpenAPI document both read it."""
+"""Every API endpoint in one table: the router and the OpenAPI document (built by create_app) both read it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal
-
 import aiohttp_cors
 from aiohttp import web
-from pydantic import BaseModel
 
 from services.api import keys
+from services.api.endpoint import Endpoint, Handler, Header
 from services.api.schemas import (
     AssetEnvelope,
     DirectUploadEnvelope,
@@ -23,39 +19,12 @@ from services.api.schemas import (
 )
 from services.api.views import assets, jobs, system
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A browser may send these on a cross-origin call, and read these back.
 CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
 CORS_EXPOSED = ("Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 CORS_MAX_AGE_S = 600
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    status: int = 200
-    # Its answer when the call repeats one that already succeeded and nothing new is made, if not `status`.
-    replay_status: int | None = None
-    request: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    # Request headers it reads besides Authorization, as a model whose field aliases are the header names.
-    headers: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    upload: bool = False
-    # The field of `request` that a multipart `file` stands in for: exactly one of the two is sent.
-    file_replaces: str | None = None
-    errors: tuple[int, ...] = ()
-    media_type: str = "application/json"
-    # Answers 307 to a short-lived URL of the object store where the store has one.
-    redirects: bool = False
-    # Open to anyone; every other endpoint needs an API key (services/api/auth.py).
-    public: bool = False
-    # The per-key request budget it spends (services/api/limits.py), if any.
-    limit: Literal["uploads", "jobs"] | None = None
-    tags: tuple[str, ...] = field(default=("jobs",))
+ASSET_LOCATION = Header("Location", "The asset's path: `/assets/{asset_id}`")
+JOB_LOCATION = Header("Location", "The job's path, where its status is read: `/jobs/{job_id}`")
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -66,6 +35,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Upload a photo (multipart `file`)",
         201,
         response=AssetEnvelope,
+        response_headers=(ASSET_LOCATION,),
         upload=True,
         errors=(400, 413, 415, 422),
         tags=("assets",),
@@ -89,6 +59,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Finish a direct upload: check the photo the store received and create the asset",
         201,
         response=AssetEnvelope,
+        response_headers=(ASSET_LOCATION,),
         replay_status=200,
         errors=(404, 409, 413, 415, 422, 503),
         tags=("assets",),
@@ -103,6 +74,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=JobCreate,
         headers=JobHeaders,
         response=JobEnvelope,
+        response_headers=(JOB_LOCATION,),
         upload=True,
         file_replaces="asset_id",
         errors=(400, 403, 404, 409, 413, 415, 422),
@@ -127,6 +99,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         jobs.cancel_job,
         "Cancel a queued job",
         response=JobEnvelope,
+        response_headers=(JOB_LOCATION,),
         errors=(404, 409, 422),
     ),
     Endpoint(

@@ -8,19 +8,17 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
-import structlog
 from opentelemetry import trace
 
 from services.api.schemas import JobCreate
 from shared import jobs, outbox
-from shared.broker import Broker, OutgoingMessage, event_message
+from shared.broker import Broker, event_message
 from shared.errors import Conflict, InvalidField, NotFound
 from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
+from shared.messages import OutgoingMessage
 from shared.telemetry.tracing import trace_id_of
 from shared.topology import queued_routing_key
-
-log = structlog.get_logger()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.monitor.app import create_app
 from services.monitor.settings import MonitorSettings
-from shared.edge import serve
+from shared.http.serve import serve
 
 
 def main() -> None:

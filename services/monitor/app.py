@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.monitor import auth, keys, middlewares, resources
-from services.monitor.aggregator import Aggregator
-from services.monitor.alerts import AlertEngine
-from services.monitor.csrf import Sessions
+from services.monitor import keys, middlewares, resources
+from services.monitor.admin import auth
+from services.monitor.admin.csrf import Sessions
+from services.monitor.admin.throttle import LoginThrottle
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.fleet import WorkerRegistry
+from services.monitor.alerting.alerts import AlertEngine
+from services.monitor.alerting.rules import build_rules
 from services.monitor.routes import setup_routes
-from services.monitor.rules import build_rules
 from services.monitor.settings import MonitorSettings
-from services.monitor.throttle import LoginThrottle
-from services.monitor.workers import WorkerRegistry
-from shared import edge
+from shared.http import access, guards, json_errors
+from shared.http.resources import broker, database
 from shared.telemetry.tracing import server_middleware
 
 
@@ -21,10 +23,10 @@ def create_app(settings: MonitorSettings) -> web.Application:
     app = web.Application(
         middlewares=[
             server_middleware(trust_incoming=settings.trusts_incoming_trace),
-            edge.access_log,
+            access.access_log,
             middlewares.security_headers,
-            edge.clean_path,  # before the admin guard: a control character in the path is a 400
-            edge.errors,
+            guards.clean_path,  # before the admin guard: a control character in the path is a 400
+            json_errors.errors,
             auth.admin_only,
         ],
         client_max_size=64 * 1024,  # the monitor takes no uploads; its largest body is a small form
@@ -43,8 +45,8 @@ def create_app(settings: MonitorSettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             resources.http_client,
-            edge.database(settings),
-            edge.broker(settings, name="luster-monitor"),
+            database(settings),
+            broker(settings, name="luster-monitor"),
             resources.events,
             resources.checks,
         ]

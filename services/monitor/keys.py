@@ -6,17 +6,17 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.alerts import AlertEngine
-from services.monitor.checker import Checker
-from services.monitor.csrf import Sessions
-from services.monitor.deadletters import DeadLetterBox
-from services.monitor.queues import Queues
+from services.monitor.admin.csrf import Sessions
+from services.monitor.admin.throttle import LoginThrottle
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.fleet import WorkerRegistry
+from services.monitor.alerting.alerts import AlertEngine
+from services.monitor.alerting.checker import Checker
+from services.monitor.alerting.webhook import Webhook
+from services.monitor.broker.deadletters import DeadLetterBox
+from services.monitor.broker.queues import Queues
 from services.monitor.settings import MonitorSettings
-from services.monitor.throttle import LoginThrottle
-from services.monitor.webhook import Webhook
-from services.monitor.workers import WorkerRegistry
-from shared import edge
+from shared.http import resources
 
 SETTINGS = web.AppKey("settings", MonitorSettings)
 AGGREGATOR = web.AppKey("aggregator", Aggregator)
@@ -26,8 +26,8 @@ THROTTLE = web.AppKey("throttle", LoginThrottle)
 SESSIONS = web.AppKey("sessions", Sessions)
 
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-POOL = edge.POOL
-BROKER = edge.BROKER
+POOL = resources.POOL
+BROKER = resources.BROKER
 QUEUES = web.AppKey("queues", Queues)
 DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterBox)
 CHECKER = web.AppKey("checker", Checker)

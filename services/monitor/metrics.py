@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.alerts import AlertEngine
-from services.monitor.checker import Checker
-from services.monitor.latency import Metric as Latency
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.latency import Metric as Latency
+from services.monitor.alerting.alerts import AlertEngine
+from services.monitor.alerting.checker import Checker
 
 LATENCY_HELP = {
     Latency.QUEUE_WAIT: "Time from queued to the first start of a job.",

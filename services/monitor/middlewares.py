@@ -1,4 +1,4 @@
-"""The monitor's own HTTP edge: admin pages get strict headers (errors and logging are shared.edge's)."""
+"""The monitor's own HTTP edge: admin pages get strict headers (errors and logging are shared.http's)."""
 
 from __future__ import annotations
 

@@ -11,13 +11,13 @@ import aiohttp
 from aiohttp import web
 
 from services.monitor import keys
-from services.monitor.checker import Checker
-from services.monitor.consumer import EventConsumer
-from services.monitor.deadletters import DeadLetterBox
-from services.monitor.history import rebuild
+from services.monitor.aggregation.replay import rebuild
+from services.monitor.alerting.checker import Checker
+from services.monitor.alerting.webhook import Webhook
+from services.monitor.broker.consumer import EventConsumer
+from services.monitor.broker.deadletters import DeadLetterBox
+from services.monitor.broker.queues import AmqpQueues, ManagementQueues, Queues
 from services.monitor.metrics import MonitorCollector, registry_for
-from services.monitor.queues import AmqpQueues, ManagementQueues, Queues
-from services.monitor.webhook import Webhook
 
 STOP_GRACE_S = 15.0
 

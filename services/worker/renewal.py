@@ -18,9 +18,9 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.worker.context import WorkerContext
 from shared import jobs
-from shared.broker import OutgoingMessage
 from shared.domain import JobStatus
 from shared.events import UndecodableEvent, decode
+from shared.messages import OutgoingMessage
 from shared.topology import DELIVERY_LIMIT
 
 log = structlog.get_logger()

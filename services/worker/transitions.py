@@ -8,11 +8,12 @@ import uuid
 from services.worker import output
 from services.worker.context import WorkerContext
 from services.worker.output import Produced
+from shared import jobstate as state
 from shared import outbox
-from shared import transitions as state
-from shared.broker import OutgoingMessage, event_message
+from shared.broker import event_message
 from shared.events import JobFailed, JobQueued, JobRetrying, JobStarted, JobSucceeded, make_event
 from shared.jobs import Job
+from shared.messages import OutgoingMessage
 from shared.topology import RETRY_DELAYS_MS
 
 

@@ -14,6 +14,11 @@ from structlog.types import EventDict, Processor
 from shared.telemetry.redaction import Redactor
 
 
+def brief(error: BaseException) -> str:
+    """An expected failure in a few words, for a log field: its message, or its type where it has none."""
+    return str(error) or type(error).__name__
+
+
 def _add_trace_context(_: Any, __: str, event_dict: EventDict) -> EventDict:
     context = trace.get_current_span().get_span_context()
     if context.is_valid:

@@ -51,7 +51,7 @@ def request_for(method: str, path: str, ids: dict[str, str], photo: bytes) -> tu
 
 
 async def test_the_document_declares_bearer_keys_and_what_each_route_answers() -> None:
-    spec = document("test")
+    spec = document(ENDPOINTS, version="test")
 
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
@@ -82,10 +82,17 @@ async def test_the_document_declares_bearer_keys_and_what_each_route_answers() -
     assert "307" in spec["paths"]["/jobs/{job_id}/output"]["get"]["responses"]
 
 
+async def test_the_app_serves_the_document_of_its_route_table(anonymous: Client, api_settings: ApiSettings) -> None:
+    response = await anonymous.get("/openapi.json")
+
+    assert response.status == 200
+    assert await response.json() == document(ENDPOINTS, version=api_settings.app_version)
+
+
 async def test_the_job_bodies_require_exactly_what_the_server_requires(
     api: Client, pool: asyncpg.Pool, upload: Uploader, photo: bytes
 ) -> None:
-    body = document("test")["paths"]["/jobs"]["post"]["requestBody"]["content"]
+    body = document(ENDPOINTS, version="test")["paths"]["/jobs"]["post"]["requestBody"]["content"]
     as_json, as_form = body["application/json"]["schema"], body["multipart/form-data"]["schema"]
     assert {"asset_id", "prompt"} <= set(as_json["required"]) and as_json["additionalProperties"] is False
     assert as_json["properties"]["asset_id"] == {**as_json["properties"]["asset_id"], "type": "string"}
@@ -128,7 +135,7 @@ async def test_every_protected_operation_refuses_a_missing_or_foreign_key(
         "a revoked key": {"Authorization": f"Bearer {revoked_token}"},
     }
     before = await table_counts(pool, STORED)
-    spec = document("test")
+    spec = document(ENDPOINTS, version="test")
 
     for method, path, _ in protected(spec):
         for what, headers in refusals.items():
@@ -168,7 +175,7 @@ async def test_a_refusal_over_the_rate_limit_carries_the_documented_headers(
     anonymous: Client, pool: asyncpg.Pool, photo: bytes
 ) -> None:
     key = await bearer(pool, requests_per_minute=1)
-    documented = document("test")["paths"]["/assets"]["post"]["responses"]
+    documented = document(ENDPOINTS, version="test")["paths"]["/assets"]["post"]["responses"]
     form = FormData()
     form.add_field("file", photo, filename="house.jpg", content_type="image/jpeg")
     first = await anonymous.post("/assets", data=form, headers=key)

@@ -1,4 +1,4 @@
-"""The aggregator as a pure class: facts in, windows, rates, percentiles and counts out."""
+"""The aggregator as a pure class: steps in, windows, rates, percentiles and counts out."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.facts import Fact, Kind, from_event
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.steps import Kind, Step, from_event
 from shared.domain import JobStatus, Style, Tier
 from shared.events import JobQueued, JobStarted, JobSucceeded, WorkerHeartbeat, make_event
 
@@ -24,9 +24,9 @@ def finished(
     processing: float | None = None,
     error: str | None = None,
     job_id: uuid.UUID | None = None,
-) -> Fact:
+) -> Step:
     started = at - processing if processing is not None else None
-    return Fact(
+    return Step(
         kind, job_id or uuid.uuid4(), tier, 1, at, queued_at=at - end_to_end, started_at=started, error_code=error
     )
 
@@ -74,7 +74,7 @@ def test_rates_and_errors_by_code() -> None:
         aggregator.record(finished(2.0), NOW)
     aggregator.record(finished(2.0, kind=Kind.FAILED, error="engine_timeout"), NOW)
     aggregator.record(finished(2.0, kind=Kind.FAILED, error="asset_missing"), NOW)
-    aggregator.record(Fact(Kind.RETRYING, uuid.uuid4(), Tier.FREE, 1, NOW - 1, error_code="engine_timeout"), NOW)
+    aggregator.record(Step(Kind.RETRYING, uuid.uuid4(), Tier.FREE, 1, NOW - 1, error_code="engine_timeout"), NOW)
     hour = aggregator.snapshot(NOW).windows["1h"]
     assert (hour.succeeded, hour.failed, hour.retried) == (8, 2, 1)
     assert hour.success_rate == 0.8
@@ -85,23 +85,23 @@ def test_rates_and_errors_by_code() -> None:
     assert aggregator.snapshot(NOW).windows["1m"].throughput_per_min == 10.0
 
 
-def test_a_fact_counts_once_whether_redelivered_or_replayed() -> None:
+def test_a_step_counts_once_whether_redelivered_or_replayed() -> None:
     aggregator = Aggregator()
-    fact = finished(3.0)
-    assert aggregator.record(fact, NOW, replayed=True)
-    assert not aggregator.record(fact, NOW)
-    assert not aggregator.record(fact, NOW)
+    step = finished(3.0)
+    assert aggregator.record(step, NOW, replayed=True)
+    assert not aggregator.record(step, NOW)
+    assert not aggregator.record(step, NOW)
     assert aggregator.snapshot(NOW).windows["1h"].succeeded == 1
     assert aggregator.duplicates == 2
-    assert sum(aggregator.totals.values()) == 0  # replayed facts stay out of the Prometheus counters
+    assert sum(aggregator.totals.values()) == 0  # replayed steps stay out of the Prometheus counters
 
 
 def test_queue_wait_counts_first_attempts_and_processing_uses_the_seen_start() -> None:
     aggregator, job = Aggregator(), uuid.uuid4()
-    aggregator.record(Fact(Kind.STARTED, job, Tier.FREE, 1, NOW - 10, queued_at=NOW - 13), NOW)
-    aggregator.record(Fact(Kind.RETRYING, job, Tier.FREE, 1, NOW - 8, error_code="engine_timeout"), NOW)
-    aggregator.record(Fact(Kind.STARTED, job, Tier.FREE, 2, NOW - 4, queued_at=NOW - 13), NOW)
-    aggregator.record(Fact(Kind.SUCCEEDED, job, Tier.FREE, 2, NOW - 1, queued_at=NOW - 13, processing_s=99), NOW)
+    aggregator.record(Step(Kind.STARTED, job, Tier.FREE, 1, NOW - 10, queued_at=NOW - 13), NOW)
+    aggregator.record(Step(Kind.RETRYING, job, Tier.FREE, 1, NOW - 8, error_code="engine_timeout"), NOW)
+    aggregator.record(Step(Kind.STARTED, job, Tier.FREE, 2, NOW - 4, queued_at=NOW - 13), NOW)
+    aggregator.record(Step(Kind.SUCCEEDED, job, Tier.FREE, 2, NOW - 1, queued_at=NOW - 13, processing_s=99), NOW)
     latency = aggregator.snapshot(NOW).windows["1m"].latency
     assert latency["queue_wait"]["all"].count == 1
     assert latency["queue_wait"]["all"].p50 == pytest.approx(3.0, rel=0.01)
@@ -111,8 +111,8 @@ def test_queue_wait_counts_first_attempts_and_processing_uses_the_seen_start() -
 
 def test_processing_falls_back_to_the_workers_measure() -> None:
     aggregator = Aggregator()
-    fact = Fact(Kind.SUCCEEDED, uuid.uuid4(), Tier.PREMIUM, 1, NOW - 1, queued_at=NOW - 20, processing_s=7.5)
-    aggregator.record(fact, NOW)
+    step = Step(Kind.SUCCEEDED, uuid.uuid4(), Tier.PREMIUM, 1, NOW - 1, queued_at=NOW - 20, processing_s=7.5)
+    aggregator.record(step, NOW)
     assert aggregator.snapshot(NOW).windows["1m"].latency["processing"]["premium"].p50 == pytest.approx(7.5, rel=0.01)
 
 
@@ -120,7 +120,7 @@ def test_status_counts_follow_events_until_the_database_replaces_them() -> None:
     aggregator, job = Aggregator(), uuid.uuid4()
     aggregator.reconcile({(JobStatus.SUCCEEDED, Tier.FREE): 5})
     for kind in (Kind.QUEUED, Kind.STARTED):
-        aggregator.record(Fact(kind, job, Tier.FREE, 0 if kind is Kind.QUEUED else 1, NOW - 2, queued_at=NOW - 3), NOW)
+        aggregator.record(Step(kind, job, Tier.FREE, 0 if kind is Kind.QUEUED else 1, NOW - 2, queued_at=NOW - 3), NOW)
     assert aggregator.snapshot(NOW).jobs == {"queued": 0, "processing": 1, "succeeded": 5, "failed": 0, "canceled": 0}
     aggregator.record(finished(2.0, job_id=job), NOW)
     assert aggregator.snapshot(NOW).jobs["succeeded"] == 6
@@ -156,7 +156,7 @@ def test_memory_stays_bounded_however_many_events_arrive() -> None:
     assert aggregator.snapshot(moment).windows["1h"].succeeded == pytest.approx(3600, abs=60)
 
 
-def test_facts_from_events_carry_what_the_payload_says() -> None:
+def test_steps_from_events_carry_what_the_payload_says() -> None:
     queued_at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     job = uuid.uuid4()
     queued = make_event(JobQueued(asset_id=uuid.uuid4(), tier=Tier.PREMIUM, style=Style.DUSK, prompt="p"), job_id=job)
@@ -176,9 +176,9 @@ def test_facts_from_events_carry_what_the_payload_says() -> None:
         ),
         job_id=job,
     )
-    facts = [from_event(event, event.payload()) for event in (queued, started, done)]
-    assert [f.kind for f in facts if f] == [Kind.QUEUED, Kind.STARTED, Kind.SUCCEEDED]
-    assert facts[2] is not None and facts[2].processing_s == 1.5 and facts[2].queued_at == queued_at.timestamp()
+    steps = [from_event(event, event.payload()) for event in (queued, started, done)]
+    assert [f.kind for f in steps if f] == [Kind.QUEUED, Kind.STARTED, Kind.SUCCEEDED]
+    assert steps[2] is not None and steps[2].processing_s == 1.5 and steps[2].queued_at == queued_at.timestamp()
     beat = make_event(
         WorkerHeartbeat(worker_id="w", host="h", started_at=queued_at, in_flight=0, processed=0, failed=0, interval_s=5)
     )

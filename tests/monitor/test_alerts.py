@@ -9,30 +9,30 @@ from typing import Any
 
 import pytest
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.alerts import AlertEngine
-from services.monitor.facts import Fact, Kind
-from services.monitor.observation import Observation
-from services.monitor.rules import (
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.steps import Kind, Step
+from services.monitor.alerting.alerts import AlertEngine
+from services.monitor.alerting.rules import (
     DependencyDown,
     ErrorRate,
     FailureRate,
     LatencyP95,
     NoActiveWorker,
+    Observation,
     QueueDepth,
     build_rules,
 )
+from services.monitor.alerting.webhook import text_of
 from services.monitor.settings import MonitorSettings
-from services.monitor.webhook import text_of
 from shared.domain import Tier
 
 NOW = 1_800_000_000.0
 
 
-def observe(facts: Sequence[Fact] = (), **fields: Any) -> Observation:
+def observe(steps: Sequence[Step] = (), **fields: Any) -> Observation:
     aggregator = Aggregator()
-    for fact in facts:
-        aggregator.record(fact, NOW)
+    for step in steps:
+        aggregator.record(step, NOW)
     base = Observation(
         at=NOW,
         dependencies={"database": True, "broker": True},
@@ -44,16 +44,16 @@ def observe(facts: Sequence[Fact] = (), **fields: Any) -> Observation:
     return replace(base, **fields)
 
 
-def outcomes(succeeded: int, failed: int = 0, retried: int = 0, *, wait: float = 0.5) -> list[Fact]:
-    facts = []
+def outcomes(succeeded: int, failed: int = 0, retried: int = 0, *, wait: float = 0.5) -> list[Step]:
+    steps = []
     for i in range(succeeded + failed):
         job, kind = uuid.uuid4(), Kind.SUCCEEDED if i < succeeded else Kind.FAILED
-        facts.append(Fact(Kind.STARTED, job, Tier.FREE, 1, NOW - 20, queued_at=NOW - 20 - wait))
-        facts.append(Fact(kind, job, Tier.FREE, 1, NOW - 10, queued_at=NOW - 20 - wait, error_code="engine_error"))
-    facts += [
-        Fact(Kind.RETRYING, uuid.uuid4(), Tier.FREE, 1, NOW - 5, error_code="engine_timeout") for _ in range(retried)
+        steps.append(Step(Kind.STARTED, job, Tier.FREE, 1, NOW - 20, queued_at=NOW - 20 - wait))
+        steps.append(Step(kind, job, Tier.FREE, 1, NOW - 10, queued_at=NOW - 20 - wait, error_code="engine_error"))
+    steps += [
+        Step(Kind.RETRYING, uuid.uuid4(), Tier.FREE, 1, NOW - 5, error_code="engine_timeout") for _ in range(retried)
     ]
-    return facts
+    return steps
 
 
 def test_error_rate_counts_retries_and_needs_enough_samples() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.monitor.budget import advised_rate, estimate, jobs_per_month
+from services.monitor.aggregation.budget import advised_rate, estimate, jobs_per_month
 
 
 def test_the_guides_example() -> None:

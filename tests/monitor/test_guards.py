@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
-from services.monitor.auth import client_of, credentials, is_admin
-from services.monitor.csrf import Sessions, same_origin
+from services.monitor.admin.auth import client_of, credentials, is_admin
+from services.monitor.admin.csrf import Sessions, same_origin
+from services.monitor.admin.throttle import FailureThrottle, LoginThrottle
 from services.monitor.settings import MonitorSettings
-from services.monitor.throttle import FailureThrottle, LoginThrottle
 
 PROXY = (ip_network("10.0.0.0/8"),)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.alerts import Alert
-from services.monitor.health import assess
-from services.monitor.observation import Observation
-from services.monitor.snapshot import moment
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.snapshot import moment
+from services.monitor.alerting.alerts import Alert
+from services.monitor.alerting.health import assess
+from services.monitor.alerting.rules import Observation
 
 NOW = 1_800_000_000.0
 OK = Observation(

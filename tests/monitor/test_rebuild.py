@@ -39,7 +39,7 @@ async def test_the_last_hour_is_rebuilt_with_its_percentiles(
     assert sum(point["succeeded"] for point in overview["series"]) == 54
 
 
-async def test_replayed_facts_are_not_counted_again_when_their_events_arrive(
+async def test_replayed_steps_are_not_counted_again_when_their_events_arrive(
     pool: asyncpg.Pool, monitor_factory: MonitorFactory, amqp_url: str, topology: Topology
 ) -> None:
     seeded = await seed_hour(pool)

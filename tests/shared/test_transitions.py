@@ -10,7 +10,8 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from shared import jobs, transitions
+from shared import jobs
+from shared import jobstate as transitions
 from shared.db import Connection, create_pool
 from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job, NewJob

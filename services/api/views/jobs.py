@@ -12,7 +12,7 @@ from services.api.bodies import parse_model, read_form, read_json
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import Idempotency, find_replay, fingerprint, submit
 from services.api.uploads import Upload, store_asset
-from shared import jobs, outbox, transitions
+from shared import jobs, jobstate, outbox
 from shared.broker import event_message
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
@@ -121,7 +121,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     job = await load_job(request)
     pool, broker = request.app[keys.POOL], request.app[keys.BROKER]
     async with outbox.transaction(pool, broker) as box:
-        canceled = await transitions.cancel(box.connection, job.id)
+        canceled = await jobstate.cancel(box.connection, job.id)
         if canceled is None:
             raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
         event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)

@@ -29,9 +29,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    from services.api.openapi import document
-
-    return web.json_response(document(request.app[keys.SETTINGS].app_version))
+    return web.json_response(request.app[keys.OPENAPI])
 
 
 async def docs(_: web.Request) -> web.FileResponse:

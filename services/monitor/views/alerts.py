@@ -6,7 +6,7 @@ from aiohttp import web
 from pydantic_core import to_jsonable_python
 
 from services.monitor import keys
-from services.monitor.rules import describe
+from services.monitor.alerting.rules import describe
 
 
 async def listing(request: web.Request) -> web.Response:

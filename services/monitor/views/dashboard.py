@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import functools
 import html
+import time
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from aiohttp import web
 
-from services.monitor import auth, csrf, keys, report
+from services.monitor import keys
+from services.monitor.admin import auth, csrf
+from services.monitor.views.health import admin_body, jsonable
 from shared.errors import NotFound
 
 HERE = Path(__file__).resolve().parent.parent
 TEMPLATE = HERE / "templates" / "dashboard.html"
 STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css", "charts.js": "application/javascript"}
+HISTORY_ON_DASHBOARD = 20
 
 
 @functools.cache
@@ -56,5 +61,21 @@ async def asset(request: web.Request) -> web.Response:
     return web.Response(body=_static(name), headers={"Content-Type": STATIC[name]})
 
 
+def overview_body(app: web.Application, now: float) -> dict[str, Any]:
+    """What the dashboard polls: the admin health plus chart series, alert history and the span budget."""
+    snapshot = app[keys.AGGREGATOR].snapshot(now)
+    body = admin_body(app, now, snapshot)
+    body.update(
+        jsonable(
+            {
+                "series": snapshot.series,
+                "alert_history": app[keys.ALERTS].history[:HISTORY_ON_DASHBOARD],
+                "budget": app[keys.CHECKER].budget,
+            }
+        )
+    )
+    return body
+
+
 async def overview(request: web.Request) -> web.Response:
-    return web.json_response(report.overview(request.app, report.now()))
+    return web.json_response(overview_body(request.app, time.time()))

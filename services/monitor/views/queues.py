@@ -7,7 +7,7 @@ from aiohttp import web
 from pydantic_core import to_jsonable_python
 
 from services.monitor import keys
-from services.monitor.queues import work_depth
+from services.monitor.broker.queues import work_depth
 
 log = structlog.get_logger()
 

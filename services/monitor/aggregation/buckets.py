@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from services.monitor.facts import Kind
-from services.monitor.latency import Metric, Sketch, new_sketch
+from services.monitor.aggregation.latency import Metric, Sketch, new_sketch
+from services.monitor.aggregation.steps import Kind
 from shared.domain import Tier
 
 

@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from services.monitor.alerts import Alert
-from services.monitor.observation import Observation
+from services.monitor.alerting.alerts import Alert
+from services.monitor.alerting.rules import Observation
 
 Status = Literal["healthy", "degraded", "unhealthy"]
+# A check takes at most a few seconds (its queries and probes time out); three missed ones mean stuck.
+MISSED_CHECKS = 3
+CHECK_GRACE_S = 10.0
+
+
+def stale_after(check_interval: float) -> float:
+    """How long what the last check saw still stands once it finished; past that, the checker is stuck."""
+    return MISSED_CHECKS * check_interval + CHECK_GRACE_S
 
 
 @dataclass(frozen=True)

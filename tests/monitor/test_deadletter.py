@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from services.monitor.letters import describe, key_of, revived_headers
+from services.monitor.broker.deadletter import describe, key_of, revived_headers
 from shared.topology import DELIVERY_LIMIT
 
 

@@ -1,5 +1,5 @@
-"""Admin access: HTTP Basic against ADMIN_PASSWORD, failed attempts throttled per client and per user
-name, a CSRF token per session on state-changing requests (csrf.py).
+"""The admin login: HTTP Basic against ADMIN_PASSWORD, failed attempts throttled per client and per
+user name, a CSRF token per session on state-changing requests (see `csrf`).
 
 What is guarded is decided from the route the router resolved — the handler that will run — not by
 matching the path a second time: a percent-encoded newline once matched the router's `{key}` while a
@@ -19,9 +19,10 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from services.monitor import csrf, keys
+from services.monitor import keys
+from services.monitor.admin import csrf
 from services.monitor.settings import MonitorSettings
-from shared.edge import error_response
+from shared.http.json_errors import error_response
 
 PUBLIC_ROUTES = frozenset({"/health"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from services.monitor.observation import Observation
-from services.monitor.rules import Finding, Rule, Severity
-from services.monitor.snapshot import moment
+from services.monitor.aggregation.snapshot import moment
+from services.monitor.alerting.rules import Finding, Observation, Rule, Severity
 
 State = Literal["firing", "resolved"]
 

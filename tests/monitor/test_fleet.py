@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from services.monitor.checker import estimated_active
-from services.monitor.workers import WorkerRegistry
+from services.monitor.aggregation.fleet import WorkerRegistry
+from services.monitor.alerting.checker import estimated_active
 from shared.domain import Tier
 from shared.events import Event, JobCanceled, WorkerHeartbeat, WorkerStopped, make_event
 

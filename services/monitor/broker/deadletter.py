@@ -1,4 +1,4 @@
-"""Reading a dead-lettered message: why it died, where it came from, how often it was tried."""
+"""One dead-lettered message: why it died, where it came from, how often it was tried, and the copy a re-queue sends."""
 
 from __future__ import annotations
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aio_pika.exceptions import DeliveryError, PublishError
 
-from services.monitor.letters import DeadLetter, describe, key_of, revived_headers
-from services.monitor.queues import passive_declare
-from shared.broker import Broker, OutgoingMessage
+from services.monitor.broker.deadletter import DeadLetter, describe, key_of, revived_headers
+from services.monitor.broker.queues import passive_declare
+from shared.broker import Broker
 from shared.errors import Conflict, NotFound
+from shared.messages import OutgoingMessage
 
 GET_TIMEOUT_S = 5.0
 SETTLE_POLLS, SETTLE_STEP_S = 200, 0.01  # up to 2 s for the broker to take back what a look held

@@ -1,15 +1,22 @@
-"""Jobs by status and tier: the database's count, kept current between checks by the events."""
+"""Jobs by status and tier as PostgreSQL counts them, kept current between checks by the events; and how many
+jobs a month brings."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from services.monitor.facts import Fact, Kind
+import asyncpg
+
+from services.monitor.aggregation.steps import Kind, Step
 from shared.domain import JobStatus, Tier
 
+QUERY_TIMEOUT_S = 5.0
+VOLUME_DAYS = 30
+
 # The move each event announces (DESIGN §2); the first status is None for a new job.
-STEPS: dict[Kind, tuple[JobStatus | None, JobStatus]] = {
+MOVES: dict[Kind, tuple[JobStatus | None, JobStatus]] = {
     Kind.QUEUED: (None, JobStatus.QUEUED),
     Kind.STARTED: (JobStatus.QUEUED, JobStatus.PROCESSING),
     Kind.SUCCEEDED: (JobStatus.PROCESSING, JobStatus.SUCCEEDED),
@@ -17,6 +24,14 @@ STEPS: dict[Kind, tuple[JobStatus | None, JobStatus]] = {
     Kind.RETRYING: (JobStatus.PROCESSING, JobStatus.QUEUED),
     Kind.CANCELED: (JobStatus.QUEUED, JobStatus.CANCELED),
 }
+
+
+async def job_counts(pool: asyncpg.Pool) -> dict[tuple[JobStatus, Tier], int]:
+    # An index-only scan of idx_jobs_status (plus the tier) on a vacuumed table; run once per check.
+    rows = await pool.fetch(
+        "SELECT status, tier, count(*) AS n FROM jobs GROUP BY status, tier", timeout=QUERY_TIMEOUT_S
+    )
+    return {(JobStatus(row["status"]), Tier(row["tier"])): int(row["n"]) for row in rows}
 
 
 class StatusCounts:
@@ -32,13 +47,13 @@ class StatusCounts:
     def replace(self, counts: Mapping[tuple[JobStatus, Tier], int]) -> None:
         self._counts = Counter(counts)
 
-    def apply(self, fact: Fact) -> None:
-        if fact.kind is Kind.QUEUED and fact.attempt > 0:
+    def apply(self, step: Step) -> None:
+        if step.kind is Kind.QUEUED and step.attempt > 0:
             return  # a retry re-queues a job its job.retrying event already moved
-        source, target = STEPS[fact.kind]
-        if source is not None and self._counts[source, fact.tier] > 0:
-            self._counts[source, fact.tier] -= 1
-        self._counts[target, fact.tier] += 1
+        source, target = MOVES[step.kind]
+        if source is not None and self._counts[source, step.tier] > 0:
+            self._counts[source, step.tier] -= 1
+        self._counts[target, step.tier] += 1
 
     def count(self, status: JobStatus) -> int:
         return sum(n for (s, _), n in self._counts.items() if s is status)
@@ -51,3 +66,22 @@ class StatusCounts:
 
     def items(self) -> list[tuple[JobStatus, Tier, int]]:
         return [(status, tier, self._counts[status, tier]) for status in JobStatus for tier in Tier]
+
+
+@dataclass(frozen=True)
+class Volume:
+    jobs: int
+    observed_s: float  # the span those jobs came in: 30 days, or less on a young system
+
+
+async def job_volume(pool: asyncpg.Pool, *, days: int = VOLUME_DAYS) -> Volume:
+    row = await pool.fetchrow(
+        """
+        SELECT count(*) AS jobs, extract(epoch FROM now() - min(created_at)) AS observed_s
+        FROM jobs WHERE created_at > now() - make_interval(days => $1)
+        """,
+        days,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    assert row is not None
+    return Volume(int(row["jobs"]), float(row["observed_s"] or 0.0))

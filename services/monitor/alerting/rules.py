@@ -1,14 +1,26 @@
-"""Alert rules from the deployment guide: pure functions of one observation, thresholds from settings."""
+"""Alert rules from the deployment guide: pure functions of one check's observation, thresholds from settings."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Literal, Protocol
 
-from services.monitor.observation import Observation
+from services.monitor.aggregation.snapshot import StatsSnapshot
 from services.monitor.settings import MonitorSettings
 
 Severity = Literal["warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at the whole system: what the alert rules and the health verdict are judged on."""
+
+    at: float
+    dependencies: dict[str, bool]  # "database" / "broker" -> answered the last check
+    queue_depth: int  # ready messages in the work queues
+    jobs_waiting: int  # work nobody has taken yet: the larger of the depth and PostgreSQL's queued jobs
+    estimated_active: int
+    stats: StatsSnapshot
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractQueue
 from aio_pika.exceptions import AMQPError
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.facts import from_event
-from services.monitor.workers import WorkerRegistry
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.fleet import WorkerRegistry
+from services.monitor.aggregation.steps import from_event
 from shared.broker import Broker, Delivery, consume
 
 log = structlog.get_logger()
@@ -39,9 +39,9 @@ class EventConsumer:
         now = time.time()
         if self.workers.apply(delivery.event, delivery.payload, now):
             return
-        fact = from_event(delivery.event, delivery.payload)
-        if fact is not None:
-            self.aggregator.record(fact, now)
+        step = from_event(delivery.event, delivery.payload)
+        if step is not None:
+            self.aggregator.record(step, now)
 
     async def stop(self) -> None:
         """Best effort: the connection closes right after, which ends the consumer anyway."""

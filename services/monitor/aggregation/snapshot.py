@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.monitor.buckets import Bucket
-from services.monitor.facts import Kind
-from services.monitor.latency import Metric, Percentiles, merged
+from services.monitor.aggregation.buckets import Bucket
+from services.monitor.aggregation.latency import Metric, Percentiles, merged
+from services.monitor.aggregation.steps import Kind
 from shared.domain import Tier
 
 SCOPES: tuple[str, ...] = ("all", *(tier.value for tier in Tier))

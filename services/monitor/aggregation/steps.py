@@ -1,4 +1,4 @@
-"""Facts: what one job event says, alike whether it came off the broker or was replayed from job_events."""
+"""The step of a job one event states, alike whether it came off the broker or was replayed from job_events."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Kind(StrEnum):
 
 
 @dataclass(frozen=True)
-class Fact:
+class Step:
     """One step of one job; times are epoch seconds."""
 
     kind: Kind
@@ -58,39 +58,39 @@ def _ts(moment: datetime) -> float:
     return moment.timestamp()
 
 
-def from_event(event: Event, payload: Payload) -> Fact | None:
-    """The fact a job event states; None for worker events and job events without a job id."""
+def from_event(event: Event, payload: Payload) -> Step | None:
+    """The step a job event states; None for worker events and job events without a job id."""
     if event.job_id is None:
         return None
-    fact = functools.partial(Fact, job_id=event.job_id, at=_ts(event.occurred_at))
+    step = functools.partial(Step, job_id=event.job_id, at=_ts(event.occurred_at))
     match payload:
         case JobQueued(tier=tier, attempt=attempt):
-            return fact(Kind.QUEUED, tier=tier, attempt=attempt, queued_at=_ts(event.occurred_at))
+            return step(Kind.QUEUED, tier=tier, attempt=attempt, queued_at=_ts(event.occurred_at))
         case JobStarted(tier=tier, attempt=attempt, queued_at=queued):
-            return fact(Kind.STARTED, tier=tier, attempt=attempt, queued_at=_ts(queued))
+            return step(Kind.STARTED, tier=tier, attempt=attempt, queued_at=_ts(queued))
         case JobSucceeded(tier=tier, attempt=attempt, queued_at=queued, processing_ms=ms):
-            return fact(Kind.SUCCEEDED, tier=tier, attempt=attempt, queued_at=_ts(queued), processing_s=ms / 1000)
+            return step(Kind.SUCCEEDED, tier=tier, attempt=attempt, queued_at=_ts(queued), processing_s=ms / 1000)
         case JobFailed(tier=tier, attempt=attempt, queued_at=queued, error_code=code):
-            return fact(Kind.FAILED, tier=tier, attempt=attempt, queued_at=_ts(queued), error_code=code)
+            return step(Kind.FAILED, tier=tier, attempt=attempt, queued_at=_ts(queued), error_code=code)
         case JobRetrying(tier=tier, attempt=attempt, error_code=code):
-            return fact(Kind.RETRYING, tier=tier, attempt=attempt, error_code=code)
+            return step(Kind.RETRYING, tier=tier, attempt=attempt, error_code=code)
         case JobCanceled(tier=tier):
-            return fact(Kind.CANCELED, tier=tier, attempt=0)
+            return step(Kind.CANCELED, tier=tier, attempt=0)
     return None
 
 
 ROW_KINDS = {f"job.{kind.value}": kind for kind in Kind}
 
 
-def from_row(row: dict[str, Any]) -> Fact | None:
-    """A fact from a replayed job_events row (see history.REPLAY for the columns)."""
+def from_row(row: dict[str, Any]) -> Step | None:
+    """A step from a replayed job_events row (see replay.REPLAY for the columns)."""
     kind = ROW_KINDS.get(row["type"])
     if kind is None:
         return None
     # The initial queued event and a cancellation happen once per job; events count them as attempt 0.
     attempt = 0 if kind in (Kind.QUEUED, Kind.CANCELED) else int(row["attempt"])
     details = row["details"] or {}
-    return Fact(
+    return Step(
         kind,
         row["job_id"],
         Tier(row["tier"]),

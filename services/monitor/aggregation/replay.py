@@ -7,9 +7,9 @@ import time
 import asyncpg
 import structlog
 
-from services.monitor.aggregator import Aggregator
-from services.monitor.census import job_counts
-from services.monitor.facts import Fact, from_row
+from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.census import job_counts
+from services.monitor.aggregation.steps import Step, from_row
 
 log = structlog.get_logger()
 REPLAY_TIMEOUT_S = 60.0
@@ -32,17 +32,17 @@ SELECT * FROM history WHERE created_at > now() - make_interval(secs => $1) ORDER
 """
 
 
-async def replay(pool: asyncpg.Pool, *, seconds: float = 3600.0) -> list[Fact]:
+async def replay(pool: asyncpg.Pool, *, seconds: float = 3600.0) -> list[Step]:
     rows = await pool.fetch(REPLAY, seconds, timeout=REPLAY_TIMEOUT_S)
-    return [fact for row in rows if (fact := from_row(dict(row))) is not None]
+    return [step for row in rows if (step := from_row(dict(row))) is not None]
 
 
 async def rebuild(pool: asyncpg.Pool, aggregator: Aggregator) -> int:
-    """Feed the last hour and the current counts into a fresh aggregator; returns the facts replayed."""
-    facts = await replay(pool)
+    """Feed the last hour and the current counts into a fresh aggregator; returns the steps replayed."""
+    steps = await replay(pool)
     now = time.time()
-    for fact in facts:
-        aggregator.record(fact, now, replayed=True)
+    for step in steps:
+        aggregator.record(step, now, replayed=True)
     aggregator.reconcile(await job_counts(pool))
-    log.info("monitor.rebuilt", facts=len(facts))
-    return len(facts)
+    log.info("monitor.rebuilt", steps=len(steps))
+    return len(steps)

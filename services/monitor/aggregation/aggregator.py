@@ -1,16 +1,16 @@
-"""The aggregator: job facts in, rolling statistics out; pure and memory-bounded, `now` always passed in."""
+"""Job steps in, rolling statistics out; pure and memory-bounded, `now` always passed in."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
 
-from services.monitor.bounded import RecentMap, RecentSet
-from services.monitor.buckets import RollingBuckets
-from services.monitor.facts import Fact, Kind
-from services.monitor.latency import CumulativeHistogram, Metric
-from services.monitor.snapshot import StatsSnapshot, minute_point, moment, window_stats
-from services.monitor.statuses import StatusCounts
+from services.monitor.aggregation.bounded import RecentMap, RecentSet
+from services.monitor.aggregation.buckets import RollingBuckets
+from services.monitor.aggregation.census import StatusCounts
+from services.monitor.aggregation.latency import CumulativeHistogram, Metric
+from services.monitor.aggregation.snapshot import StatsSnapshot, minute_point, moment, window_stats
+from services.monitor.aggregation.steps import Kind, Step
 from shared.domain import JobStatus, Tier
 
 WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "1h": 3600}
@@ -22,7 +22,7 @@ ERROR_KINDS = frozenset({Kind.FAILED, Kind.RETRYING})
 class Aggregator:
     """Counts, error codes and latency sketches over the last hour, plus totals since start.
 
-    Facts are keyed (kind, job, attempt), so a redelivered event, or one already replayed from
+    Steps are keyed (kind, job, attempt), so a redelivered event, or one already replayed from
     PostgreSQL at start-up, is counted once. Memory is bounded by the bucket spans and `memory`.
     """
 
@@ -39,49 +39,49 @@ class Aggregator:
 
     @property
     def remembered(self) -> int:
-        """Fact keys held for de-duplication: at most `memory`."""
+        """Step keys held for de-duplication: at most `memory`."""
         return len(self._seen)
 
-    def record(self, fact: Fact, now: float, *, replayed: bool = False) -> bool:
-        """Count one fact; False when it was counted before."""
-        if not self._seen.add(fact.key):
+    def record(self, step: Step, now: float, *, replayed: bool = False) -> bool:
+        """Count one step; False when it was counted before."""
+        if not self._seen.add(step.key):
             self.duplicates += 1
             return False
-        latencies = self._latencies(fact)
+        latencies = self._latencies(step)
         for buckets in (self.fine, self.coarse):
-            bucket = buckets.bucket(fact.at, now)
+            bucket = buckets.bucket(step.at, now)
             if bucket is None:
                 continue
-            bucket.counts[fact.kind, fact.tier] += 1
-            if fact.kind in ERROR_KINDS:
-                bucket.errors[fact.error_code or "unknown"] += 1
+            bucket.counts[step.kind, step.tier] += 1
+            if step.kind in ERROR_KINDS:
+                bucket.errors[step.error_code or "unknown"] += 1
             for metric, seconds in latencies:
-                bucket.observe(metric, fact.tier, seconds)
+                bucket.observe(metric, step.tier, seconds)
         if not replayed:
-            self._count_live(fact, latencies)
+            self._count_live(step, latencies)
         return True
 
-    def _count_live(self, fact: Fact, latencies: list[tuple[Metric, float]]) -> None:
-        self.statuses.apply(fact)
-        self.totals[fact.kind, fact.tier] += 1
+    def _count_live(self, step: Step, latencies: list[tuple[Metric, float]]) -> None:
+        self.statuses.apply(step)
+        self.totals[step.kind, step.tier] += 1
         for metric, seconds in latencies:
-            self.histograms[metric, fact.tier].observe(max(seconds, 0.0))
+            self.histograms[metric, step.tier].observe(max(seconds, 0.0))
 
-    def _latencies(self, fact: Fact) -> list[tuple[Metric, float]]:
-        if fact.kind is Kind.STARTED:
-            self._starts.set(fact.job_id.bytes, fact.at)
+    def _latencies(self, step: Step) -> list[tuple[Metric, float]]:
+        if step.kind is Kind.STARTED:
+            self._starts.set(step.job_id.bytes, step.at)
             # Later attempts also waited out a retry delay, which is not queue wait.
-            if fact.attempt == 1 and fact.queued_at is not None:
-                return [(Metric.QUEUE_WAIT, fact.at - fact.queued_at)]
+            if step.attempt == 1 and step.queued_at is not None:
+                return [(Metric.QUEUE_WAIT, step.at - step.queued_at)]
             return []
-        started = self._starts.pop(fact.job_id.bytes)
-        if fact.kind not in (Kind.SUCCEEDED, Kind.FAILED):
+        started = self._starts.pop(step.job_id.bytes)
+        if step.kind not in (Kind.SUCCEEDED, Kind.FAILED):
             return []
-        started = fact.started_at if fact.started_at is not None else started
-        processing = fact.at - started if started is not None else fact.processing_s
+        started = step.started_at if step.started_at is not None else started
+        processing = step.at - started if started is not None else step.processing_s
         found = [] if processing is None else [(Metric.PROCESSING, processing)]
-        if fact.queued_at is not None:
-            found.append((Metric.END_TO_END, fact.at - fact.queued_at))
+        if step.queued_at is not None:
+            found.append((Metric.END_TO_END, step.at - step.queued_at))
         return found
 
     def reconcile(self, counts: Mapping[tuple[JobStatus, Tier], int]) -> None:

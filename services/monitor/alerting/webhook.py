@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import structlog
 
-from services.monitor.alerts import Transition
+from services.monitor.alerting.alerts import Transition
 
 log = structlog.get_logger()
 QUEUE_SIZE = 1000

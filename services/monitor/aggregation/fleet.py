@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from services.monitor.snapshot import moment
+from services.monitor.aggregation.snapshot import moment
 from shared.events import Event, Payload, WorkerHeartbeat, WorkerStopped
 
 WorkerStatus = Literal["active", "stale", "stopped"]
