@@ -10,8 +10,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from shared import jobs
-from shared import jobstate as transitions
+from shared import jobs, jobstate
 from shared.db import Connection, create_pool
 from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job, NewJob
@@ -49,29 +48,29 @@ async def history(db: asyncpg.Pool, job_id: uuid.UUID) -> list[tuple[str, str | 
 
 
 async def start(connection: Connection, job_id: uuid.UUID) -> Job | None:
-    return await transitions.start(connection, job_id, worker_id="w-1")
+    return await jobstate.start(connection, job_id, worker_id="w-1")
 
 
 async def take_over(connection: Connection, job_id: uuid.UUID) -> Job | None:
-    return await transitions.start(connection, job_id, worker_id="w-2", takeover=True)
+    return await jobstate.start(connection, job_id, worker_id="w-2", takeover=True)
 
 
 async def succeed(connection: Connection, job_id: uuid.UUID) -> Job | None:
-    return await transitions.succeed(
+    return await jobstate.succeed(
         connection, job_id, output_key=f"{job_id}.jpg", content_type="image/jpeg", cost=Decimal("0.01"), engine="local"
     )
 
 
 async def fail(connection: Connection, job_id: uuid.UUID) -> Job | None:
-    return await transitions.fail(connection, job_id, code="corrupt_image", message="truncated")
+    return await jobstate.fail(connection, job_id, code="corrupt_image", message="truncated")
 
 
 async def retry(connection: Connection, job_id: uuid.UUID) -> Job | None:
-    return await transitions.schedule_retry(connection, job_id, code="engine_timeout", message="slow", delay_ms=1000)
+    return await jobstate.schedule_retry(connection, job_id, code="engine_timeout", message="slow", delay_ms=1000)
 
 
 async def cancel(connection: Connection, job_id: uuid.UUID) -> Job | None:
-    return await transitions.cancel(connection, job_id)
+    return await jobstate.cancel(connection, job_id)
 
 
 CHANGES: dict[str, Change] = {
@@ -255,7 +254,7 @@ async def test_concurrent_finishes_have_exactly_one_winner(db: asyncpg.Pool, ass
 
 
 async def finish_as(connection: Connection, job_id: uuid.UUID, worker_id: str) -> Job | None:
-    return await transitions.succeed(
+    return await jobstate.succeed(
         connection,
         job_id,
         output_key="x.jpg",
@@ -272,8 +271,8 @@ async def test_a_worker_that_lost_the_job_can_no_longer_finish_it(db: asyncpg.Po
         assert await take_over(connection, job.id) is not None  # w-2 now holds it
 
         assert await finish_as(connection, job.id, "w-1") is None
-        assert await transitions.fail(connection, job.id, code="late", message="late", worker_id="w-1") is None
-        retried = await transitions.schedule_retry(
+        assert await jobstate.fail(connection, job.id, code="late", message="late", worker_id="w-1") is None
+        retried = await jobstate.schedule_retry(
             connection, job.id, code="late", message="late", delay_ms=1, worker_id="w-1"
         )
         assert retried is None
