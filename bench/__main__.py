@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import tracing_cpu, tracing_overhead
+from bench import fair_share, tracing_cpu, tracing_overhead
 
 
 def main() -> None:
     throughput = asyncio.run(tracing_overhead.main())
     asyncio.run(tracing_cpu.main())
-    broken = tracing_overhead.over_budget(throughput)
+    fairness = asyncio.run(fair_share.main())
+    broken = [
+        problem for problem in (tracing_overhead.over_budget(throughput), fair_share.over_budget(fairness)) if problem
+    ]
     if broken:
-        sys.exit(broken)
+        sys.exit("; ".join(broken))
 
 
 if __name__ == "__main__":

@@ -65,14 +65,14 @@ async def collector() -> AsyncIterator[tuple[str, list[int]]]:
         await runner.cleanup()
 
 
-async def bench_headers() -> dict[str, str]:
+async def bench_headers(owner: str = "bench") -> dict[str, str]:
     """A key of the benchmark's own, with limits no benchmark reaches (the api refuses anonymous clients)."""
     connection = await asyncpg.connect(DATABASE_URL)
     try:
         _, token = await create_key(
             connection,
-            owner="bench",
-            name="bench",
+            owner=owner,
+            name=owner,
             plan="premium",
             requests_per_minute=10**9,
             jobs_in_flight=10**9,
@@ -83,8 +83,11 @@ async def bench_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def start_api(name: str, port: int, extra: dict[str, str], *, wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    """An API process of its own (`wrapper` runs it under a tool such as valgrind)."""
+def start_api(
+    name: str, port: int, extra: dict[str, str], *, wrapper: Sequence[str] = (), service: str = "api"
+) -> subprocess.Popen[bytes]:
+    """An API process of its own (`wrapper` runs it under a tool such as valgrind), or a `service` such as
+    the worker, beside it on the same broker prefix and storage."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -98,8 +101,8 @@ def start_api(name: str, port: int, extra: dict[str, str], *, wrapper: Sequence[
         **extra,
     }
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    log = (WORK_DIR / f"{name}.log").open("wb")
-    command = [*wrapper, sys.executable, "-m", "services.api"]
+    log = (WORK_DIR / f"{name}-{service}.log").open("wb")
+    command = [*wrapper, sys.executable, "-m", f"services.{service}"]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
@@ -114,10 +117,11 @@ async def ready(url: str) -> None:
             await asyncio.sleep(0.2)
 
 
-async def upload_asset(session: aiohttp.ClientSession, url: str) -> str:
+async def upload_asset(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> str:
     form = aiohttp.FormData()
     form.add_field("file", _photo(), filename="bench.jpg", content_type="image/jpeg")
-    async with session.post(f"{url}/assets", data=form) as response:
+    async with session.post(f"{url}/assets", data=form, headers=headers) as response:
+        assert response.status == 201, await response.text()
         return str((await response.json())["asset"]["id"])
 
 

@@ -46,6 +46,8 @@ class Job:
     completed_at: datetime | None
     updated_at: datetime
     owner: str
+    # Over its owner's fair share of the work queues: its announcement waits in the outbox (fairshare.py).
+    held: bool = False
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -69,8 +71,9 @@ class NewJob:
     trace_id: str | None = None
 
 
-def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID) -> str:
-    """The CTEs `job` (a queued job, only on an asset of its owner) and `history` (its first event)."""
+def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_share_cap: int = 0) -> str:
+    """The CTEs `job` (a queued job, only on an asset of its owner, held when over its owner's fair
+    share of the work queues) and `history` (its first event)."""
     row = {
         "id": job_id,
         "asset_id": new.asset_id,
@@ -84,6 +87,7 @@ def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID) -> str:
         "owner": new.owner,
     }
     value = {column: params.add(item) for column, item in row.items()}
+    value["held"] = _over_fair_share(params, new, cap=fair_share_cap)
     return f"""
     WITH job AS (
         -- Another owner's asset is as good as missing: no row, and nothing else written.
@@ -98,13 +102,23 @@ def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID) -> str:
     """
 
 
+def _over_fair_share(params: Parameters, new: NewJob, *, cap: int) -> str:
+    """True when the owner already has `cap` jobs in the tier's work queue (shared/fairshare.py); never when 0."""
+    cap_ = params.add(cap)
+    owner, tier = params.add(new.owner), params.add(new.tier.value)
+    return f"""({cap_} > 0 AND (
+        SELECT count(*) FROM jobs WHERE owner = {owner} AND tier = {tier} AND status = 'queued' AND NOT held
+    ) >= {cap_})"""
+
+
 def _announcement(params: Parameters, message: OutgoingMessage) -> str:
-    """The CTE `announced`: the outbox row of the job's queued event, written only with the job."""
+    """The CTE `announced`: the outbox row of the job's queued event, written only with the job, and
+    left for its release when the job is held."""
     values = ", ".join(params.add(item) for item in outbox_arguments(message))
     return f"""
     , announced AS (
-        INSERT INTO outbox ({", ".join(OUTBOX_COLUMNS)})
-        SELECT {values} WHERE EXISTS (SELECT FROM job)
+        INSERT INTO outbox ({", ".join(OUTBOX_COLUMNS)}, held_job)
+        SELECT {values}, CASE WHEN job.held THEN job.id END FROM job
         RETURNING id
     )
     """
@@ -119,16 +133,17 @@ async def insert_job(connection: Queryable, new: NewJob, *, job_id: uuid.UUID | 
 
 
 async def insert_announced_job(
-    connection: Queryable, new: NewJob, *, job_id: uuid.UUID, announce: OutgoingMessage
+    connection: Queryable, new: NewJob, *, job_id: uuid.UUID, announce: OutgoingMessage, fair_share_cap: int = 0
 ) -> tuple[Job, Staged] | None:
     """Insert a queued job, its history row and the message announcing it, in one atomic statement;
-    None (and nothing written) when the owner has no such asset.
+    None (and nothing written) when the owner has no such asset. A held job's message is not to be
+    published now: its release publishes it (shared/fairshare.py).
 
     One statement is one round trip (and one span) on the busiest path of the API.
     """
     params = Parameters()
     statement = (
-        _queued_job(params, new, job_id)
+        _queued_job(params, new, job_id, fair_share_cap=fair_share_cap)
         + _announcement(params, announce)
         + "SELECT job.*, (SELECT id FROM announced) AS outbox_id FROM job"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,10 @@ class Outbox:
     async def stage(self, message: OutgoingMessage) -> None:
         self.staged.append(await stage(self.connection, message))
 
+    def publish_after_commit(self, staged: Sequence[Staged]) -> None:
+        """Messages already in the outbox (say, released from holding) to publish with this transaction's."""
+        self.staged.extend(staged)
+
 
 @contextlib.asynccontextmanager
 async def transaction(pool: asyncpg.Pool, broker: Broker) -> AsyncIterator[Outbox]:
@@ -86,7 +90,7 @@ async def stage(connection: Connection, message: OutgoingMessage) -> Staged:
     return Staged(int(outbox_id), message)
 
 
-def _message(record: asyncpg.Record) -> OutgoingMessage:
+def message_of(record: asyncpg.Record) -> OutgoingMessage:
     return OutgoingMessage(
         exchange=record["exchange"],
         routing_key=record["routing_key"],
@@ -124,7 +128,7 @@ async def relay_once(pool: asyncpg.Pool, broker: Broker, *, min_age_s: float = 5
             records = await connection.fetch(
                 """
                 SELECT * FROM outbox
-                WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
+                WHERE published_at IS NULL AND held_job IS NULL AND created_at < now() - make_interval(secs => $1)
                 ORDER BY id LIMIT $2
                 FOR UPDATE SKIP LOCKED
                 """,
@@ -140,7 +144,7 @@ async def _publish_batch(connection: Connection, broker: Broker, records: list[a
     with tracer.start_as_current_span("outbox relay", attributes={"luster.outbox.batch": len(records)}):
         for record in records:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await broker.publish_raw(_message(record))
+                await broker.publish_raw(message_of(record))
             await connection.execute("UPDATE outbox SET published_at = now() WHERE id = $1", record["id"])
 
 
@@ -148,11 +152,22 @@ async def prune(pool: asyncpg.Pool, *, keep_s: float = 86_400.0) -> None:
     await pool.execute("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", keep_s)
 
 
-async def relay(pool: asyncpg.Pool, broker: Broker, *, interval_s: float = 2.0, min_age_s: float = 5.0) -> None:
-    """Run until cancelled: publish leftovers, and keep the table small."""
+async def relay(
+    pool: asyncpg.Pool,
+    broker: Broker,
+    *,
+    interval_s: float = 2.0,
+    min_age_s: float = 5.0,
+    release: Callable[[asyncpg.Pool], Awaitable[int]] | None = None,
+) -> None:
+    """Run until cancelled: publish leftovers, and keep the table small. `release`, before each pass,
+    frees held messages for it to publish (shared/fairshare.py)."""
     rounds = 0
     while True:
         try:
+            if release is not None:
+                with untraced():
+                    await release(pool)
             published = await relay_once(pool, broker, min_age_s=min_age_s)
             if published:
                 log.info("outbox.relayed", count=published)

@@ -110,6 +110,15 @@ class HttpServiceSettings(BaseServiceSettings):
         return self.environment != "production" if self.trust_incoming_trace is None else self.trust_incoming_trace
 
 
+class FairShareSettings(BaseServiceSettings):
+    """A service that puts jobs into the work queues or takes them out (the api and the workers)."""
+
+    # At most this many of one owner's jobs wait in the work queues at a time; the rest wait, held, in
+    # PostgreSQL (shared/fairshare.py), so one backlog does not stand ahead of everyone's first photo.
+    # 0 turns holding off. The api and the workers must agree on it.
+    fair_share_queued: int = Field(default=20, ge=0, le=1_000_000)
+
+
 class StorageSettings(BaseServiceSettings):
     """A service that reads or writes photos (the api and the workers): where they live."""
 

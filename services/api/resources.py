@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from services.api import keys
-from shared import outbox
+from shared import fairshare, outbox
 from shared.storage import open_stores
 
 
@@ -27,8 +28,10 @@ async def storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def outbox_relay(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    release = functools.partial(fairshare.release_with_room, cap=settings.fair_share_queued)
     task = asyncio.create_task(
-        outbox.relay(app[keys.POOL], app[keys.BROKER], interval_s=app[keys.SETTINGS].outbox_relay_interval)
+        outbox.relay(app[keys.POOL], app[keys.BROKER], interval_s=settings.outbox_relay_interval, release=release)
     )
     yield
     task.cancel()

@@ -58,7 +58,13 @@ def _current_trace_id() -> str | None:
 
 
 async def submit(
-    pool: asyncpg.Pool, broker: Broker, request: JobCreate, *, idempotency: Idempotency, print_: str
+    pool: asyncpg.Pool,
+    broker: Broker,
+    request: JobCreate,
+    *,
+    idempotency: Idempotency,
+    print_: str,
+    fair_share_cap: int = 0,
 ) -> Submission:
     if request.asset_id is None:
         raise InvalidField("asset_id is required (or send the image as `file`)", field="asset_id")
@@ -67,20 +73,24 @@ async def submit(
     if key is not None:
         await jobs.release_expired_idempotency_key(pool, owner, key, ttl_s=idempotency.ttl_s)
     try:
-        job, staged = await _insert(pool, broker, new)
+        job, staged = await _insert(pool, broker, new, fair_share_cap)
     except asyncpg.UniqueViolationError:
         # Two requests with one key raced; the loser answers with the winner's job.
         replay = await find_replay(pool, idempotency, print_)
         if replay is None:
             raise
         return Submission(replay, created=False)
-    await outbox.flush(pool, broker, [staged])
+    if not job.held:  # a held job's announcement waits for its release (shared/fairshare.py)
+        await outbox.flush(pool, broker, [staged])
     return Submission(job, created=True)
 
 
-async def _insert(pool: asyncpg.Pool, broker: Broker, new: NewJob) -> tuple[Job, outbox.Staged]:
+async def _insert(pool: asyncpg.Pool, broker: Broker, new: NewJob, fair_share_cap: int) -> tuple[Job, outbox.Staged]:
     job_id = uuid.uuid4()
-    inserted = await jobs.insert_announced_job(pool, new, job_id=job_id, announce=_queued_message(broker, job_id, new))
+    announce = _queued_message(broker, job_id, new)
+    inserted = await jobs.insert_announced_job(
+        pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
+    )
     if inserted is None:  # no such asset, or another owner's
         raise NotFound(f"asset {new.asset_id} does not exist", field="asset_id")
     return inserted

@@ -9,14 +9,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import StorageSettings
+from shared.settings import FairShareSettings, StorageSettings
 
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class WorkerSettings(StorageSettings):
+class WorkerSettings(StorageSettings, FairShareSettings):
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
     concurrency: int = Field(default=2, ge=1, le=64)
     # When both tiers wait, this many premium jobs start for each free one.

@@ -8,8 +8,8 @@ import uuid
 from services.worker import output
 from services.worker.context import WorkerContext
 from services.worker.output import Produced
+from shared import fairshare, outbox
 from shared import jobstate as state
-from shared import outbox
 from shared.broker import event_message
 from shared.events import JobFailed, JobQueued, JobRetrying, JobStarted, JobSucceeded, make_event
 from shared.jobs import Job
@@ -30,6 +30,10 @@ async def start(ctx: WorkerContext, job_id: uuid.UUID, *, takeover: bool) -> Job
         if job is not None:
             payload = JobStarted(worker_id=ctx.worker_id, tier=job.tier, attempt=job.attempts, queued_at=job.created_at)
             await box.stage(_announce(ctx, job, payload))
+            # Its place in the work queues goes to its owner's next held job (shared/fairshare.py).
+            box.publish_after_commit(
+                await fairshare.left_queue(box.connection, job, cap=ctx.settings.fair_share_queued)
+            )
     return job
 
 

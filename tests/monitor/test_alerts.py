@@ -87,6 +87,12 @@ def test_queue_depth_gives_the_scale_up_advice() -> None:
     assert "scale up the worker service" in finding.summary
 
 
+def test_queue_depth_counts_the_jobs_held_back_for_fair_share() -> None:
+    """One owner's backlog puts only its share in the queues; the rest, queued in PostgreSQL, needs workers too."""
+    [finding] = QueueDepth(threshold=50, checks=1).evaluate(observe(queue_depth=20, jobs_waiting=1000))
+    assert finding.value == 1000 and "1000 jobs waiting for a worker" in finding.summary
+
+
 def test_no_active_worker_only_when_work_waits() -> None:
     rule = NoActiveWorker(checks=1)
     assert rule.evaluate(observe(jobs_waiting=0, estimated_active=0)) == []

@@ -44,7 +44,7 @@ async def test_jobs_show_up_in_health_and_admin_health(
     assert health["status"] == "healthy", health
     assert health["services"] == {"database": "healthy", "broker": "healthy"}
     assert health["workers"] == {"estimated_active": 1}
-    assert health["queue"] == {"depth": 0}
+    assert health["queue"] == {"depth": 0, "waiting": 0}
     assert set(health) == {"status", "services", "workers", "queue", "checked_at"}
 
     admin = await admin_json(monitor, "/admin/health")

@@ -48,7 +48,7 @@ async def test_transitions_are_posted_once_each(
         return len(texts("FIRING")) == 2
 
     await poll(fired, what="queue depth and no-worker alerts to be posted")
-    assert "queue_depth: 2 jobs waiting in the work queues, above 1: scale up the worker service" in texts("FIRING")[1]
+    assert "queue_depth: 2 jobs waiting for a worker, above 1: scale up the worker service" in texts("FIRING")[1]
     assert texts("FIRING")[0].startswith(":red_circle: [luster test] FIRING no_active_worker: 2 jobs queued")
     health = await (await monitor.get("/health")).json()
     assert health["status"] == "degraded"

@@ -12,7 +12,7 @@ from services.api.bodies import parse_model, read_form, read_json
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import Idempotency, find_replay, fingerprint, submit
 from services.api.uploads import Upload, store_asset
-from shared import jobs, jobstate, outbox
+from shared import fairshare, jobs, jobstate, outbox
 from shared.broker import event_message
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
@@ -67,7 +67,14 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
             pool, request.app[keys.UPLOADS], upload, owner=caller.owner, limits=request.app[keys.DECODES]
         )
         job_request = job_request.model_copy(update={"asset_id": asset.id})
-    submission = await submit(pool, request.app[keys.BROKER], job_request, idempotency=idempotency, print_=print_)
+    submission = await submit(
+        pool,
+        request.app[keys.BROKER],
+        job_request,
+        idempotency=idempotency,
+        print_=print_,
+        fair_share_cap=settings.fair_share_queued,
+    )
     return _respond(submission.job, 202)
 
 
@@ -126,4 +133,7 @@ async def cancel_job(request: web.Request) -> web.Response:
             raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
         event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)
         await box.stage(event_message(event, exchange=broker.topology.events_exchange, routing_key=event.type.value))
+        # Its place in the work queues goes to its owner's next held job (shared/fairshare.py).
+        cap = request.app[keys.SETTINGS].fair_share_queued
+        box.publish_after_commit(await fairshare.left_queue(box.connection, canceled, cap=cap))
     return _respond(canceled, 200)

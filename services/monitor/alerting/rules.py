@@ -122,11 +122,12 @@ class QueueDepth:
     name: str = "queue_depth"
 
     def evaluate(self, observation: Observation) -> list[Finding]:
-        depth = observation.queue_depth
+        # Jobs held back for fair share wait in PostgreSQL, not in the queues, and need workers all the same.
+        depth = max(observation.queue_depth, observation.jobs_waiting)
         if depth <= self.threshold:
             return []
         summary = (
-            f"{depth} jobs waiting in the work queues, above {self.threshold}: "
+            f"{depth} jobs waiting for a worker, above {self.threshold}: "
             "scale up the worker service (more replicas in the Railway dashboard)"
         )
         return [Finding(self.name, self.name, "warning", summary, depth, self.threshold)]

@@ -45,7 +45,11 @@ def public_body(app: web.Application, now: float) -> tuple[dict[str, Any], int]:
         "status": judged.status,
         "services": _services(app),
         "workers": {"estimated_active": observation.estimated_active if observation else 0},
-        "queue": {"depth": observation.queue_depth if observation else 0},
+        # depth: ready in the work queues; waiting: every queued job, with those held for fair share.
+        "queue": {
+            "depth": observation.queue_depth if observation else 0,
+            "waiting": observation.jobs_waiting if observation else 0,
+        },
         "checked_at": moment(observation.at) if observation else None,
     }
     return jsonable(body), judged.http_status
