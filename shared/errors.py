@@ -62,6 +62,15 @@ class PayloadTooLarge(InputError):
     code = "payload_too_large"
 
 
+class RangeNotSatisfiable(InputError):
+    """A Range request for bytes the file does not have."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, size: int, message: str) -> None:
+        super().__init__(message, field="Range", headers={"Content-Range": f"bytes */{size}"})
+
+
 class UnsupportedMediaType(InputError):
     """A body in a media type or content coding we do not take."""
 

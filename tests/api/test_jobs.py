@@ -303,6 +303,11 @@ async def test_a_finished_job_serves_its_output_and_cannot_be_canceled(
     assert data != photo
     with Image.open(io.BytesIO(data)) as image:
         assert (image.format, image.size) == ("JPEG", (1024, 768))
+    first = await api.get(done["output_url"], headers={"Range": "bytes=0-99"})
+    assert first.status == 206 and await first.read() == data[:100]
+    beyond = await api.get(done["output_url"], headers={"Range": f"bytes={len(data)}-"})
+    assert beyond.status == 416 and beyond.headers["Content-Range"] == f"bytes */{len(data)}"
+    assert (await beyond.json())["error"]["code"] == "range_not_satisfiable"
     cancel = await api.post(f"/jobs/{job['id']}/cancel")
     assert cancel.status == 409
     assert (await api.get(f"/jobs/{job['id']}")).status == 200

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.api import keys
 from services.api.bodies import parse_model, read_form, read_json
+from services.api.files import file_response
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import Idempotency, find_replay, fingerprint, submit
 from services.api.uploads import Upload, store_asset
@@ -121,7 +122,7 @@ async def get_output(request: web.Request) -> web.StreamResponse:
     if url is not None:  # the store serves the bytes; the link expires, so no cache may keep it
         return web.Response(status=307, headers={"Location": url, "Cache-Control": "no-store"})
     assert isinstance(store, LocalStore)  # the one store without URLs of its own
-    return web.FileResponse(store.path(job.output_key), headers={"Content-Type": content_type})
+    return await file_response(request, store.path(job.output_key), content_type)
 
 
 async def cancel_job(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from services.api import keys
+from services.api.files import file_response
 from services.api.schemas import HealthOut
 from shared.db import ping
 
@@ -32,5 +33,5 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(request.app[keys.OPENAPI])
 
 
-async def docs(_: web.Request) -> web.FileResponse:
-    return web.FileResponse(DOCS_PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
+async def docs(request: web.Request) -> web.FileResponse:
+    return await file_response(request, DOCS_PAGE, "text/html; charset=utf-8")
