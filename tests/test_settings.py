@@ -53,6 +53,13 @@ def test_a_bad_value_stops_the_service_naming_the_variable(service: str, variabl
     assert lines[0].startswith(f"luster: invalid configuration: {variable}:"), lines[0]
 
 
+def test_moderation_needs_an_openai_key() -> None:
+    result = _start("api", MODERATION="openai", OPENAI_API_KEY="")
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == "luster: invalid configuration: OPENAI_API_KEY is required when MODERATION=openai"
+
+
 def test_the_openai_engine_needs_its_key() -> None:
     result = _start("worker", ENGINE="openai", OPENAI_API_KEY="")
 

@@ -41,7 +41,13 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[keys.DECODES] = DecodeLimits.of(settings)
     app[keys.OPENAPI] = openapi.document(ENDPOINTS, version=settings.app_version)
     app.cleanup_ctx.extend(
-        [resources.storage, database(settings), broker(settings, name="luster-api"), resources.outbox_relay]
+        [
+            resources.storage,
+            database(settings),
+            broker(settings, name="luster-api"),
+            resources.outbox_relay,
+            resources.moderation,
+        ]
     )
     setup_routes(app)
     return app

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from services.api.allowance import Allowance
 from services.api.caller import Caller
+from services.api.moderation import Moderator
 from services.api.openapi import Document
 from services.api.settings import ApiSettings
 from services.api.uploads import DecodeLimits
@@ -18,6 +19,7 @@ BROKER = resources.BROKER
 UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
+MODERATOR = web.AppKey("moderator", Moderator)
 # Built once by create_app from the route table; /openapi.json serves it.
 OPENAPI = web.AppKey("openapi", Document)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.api import keys
+from services.api.moderation import moderator_for
 from shared import fairshare, outbox
 from shared.storage import open_stores
 
@@ -37,3 +38,9 @@ async def outbox_relay(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def moderation(app: web.Application) -> AsyncIterator[None]:
+    app[keys.MODERATOR] = moderator_for(app[keys.SETTINGS])
+    yield
+    await app[keys.MODERATOR].aclose()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from shared.settings import FairShareSettings, HttpServiceSettings, StorageSettings
@@ -36,6 +36,12 @@ class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings):
     bytes_per_day: int = Field(default=2 * 1024**3, ge=1024)
     # How long an Idempotency-Key names its job; after that the key may start a new one.
     idempotency_ttl_s: float = Field(default=24 * 3600.0, gt=0, le=30 * 24 * 3600)
+    # Prompts checked by OpenAI's moderation endpoint before a job is accepted (services/api/moderation.py).
+    moderation: Literal["off", "openai"] = "off"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    moderation_model: str = "omni-moderation-latest"
+    moderation_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # Browser origins allowed to call the api (CORS), comma-separated; none by default.
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -43,3 +49,9 @@ class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         return [origin.strip() for origin in value.split(",") if origin.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _moderation_is_configured(self) -> ApiSettings:
+        if self.moderation == "openai" and not self.openai_api_key:
+            raise ValueError("OPENAI_API_KEY is required when MODERATION=openai")
+        return self

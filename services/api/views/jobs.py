@@ -62,6 +62,7 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
     replay = await find_replay(pool, idempotency, print_)
     if replay is not None:
         return _respond(replay, 202)
+    await request.app[keys.MODERATOR].check(job_request.prompt)
     if upload is not None:
         request[keys.ALLOWANCE].require_bytes(upload.size)
         asset = await store_asset(
