@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from tests.harness.api import ApiFactory, Uploader, job_form, stored_files, table_counts
+from tests.harness.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +39,9 @@ async def moderation() -> AsyncIterator[FakeModeration]:
     fake = FakeModeration()
     app = web.Application()
     app.router.add_post("/v1/moderations", fake.moderate)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}/v1"
-    yield fake
-    await runner.cleanup()
+    async with serving(app) as url:
+        fake.base_url = f"{url}/v1"
+        yield fake
 
 
 def _moderated(base_url: str) -> dict[str, object]:

@@ -19,6 +19,7 @@ from services.worker.engines import EnhanceRequest
 from services.worker.engines.openai import OpenAIEngine, build_prompt
 from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError, TransientEngineError
+from tests.harness.serving import serving
 from tests.worker import photos
 
 USAGE = {
@@ -64,14 +65,9 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     fake = FakeOpenAI()
     app = web.Application(client_max_size=20 * 1024 * 1024)
     app.router.add_post("/v1/images/edits", fake.edits)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}/v1"
-    yield fake
-    await runner.cleanup()
+    async with serving(app, handler_cancellation=True) as url:
+        fake.base_url = f"{url}/v1"
+        yield fake
 
 
 @pytest.fixture
