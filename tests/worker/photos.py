@@ -15,6 +15,15 @@ BLUE_SKY = ((0.42, 0.60, 0.85), (0.72, 0.80, 0.90))
 OVERCAST_SKY = ((0.86, 0.87, 0.89), (0.93, 0.93, 0.94))
 TUNGSTEN_CAST = (1.0, 0.85, 0.6)
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+# The shapes listing photos come in, as (width, height) of a small house().
+ASPECTS: dict[str, tuple[int, int]] = {
+    "4:3": (400, 300),
+    "3:2": (450, 300),
+    "16:9": (480, 270),
+    "1:1": (300, 300),
+    "3:4": (300, 400),
+    "3:1 panorama": (600, 200),
+}
 
 
 def house(
@@ -83,6 +92,12 @@ def orientation_exif(orientation: int) -> Image.Exif:
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = orientation
     return exif
+
+
+def keeps_aspect(size: tuple[int, int], photo: tuple[int, int], long_edge: int) -> bool:
+    """Whether ``size`` has ``long_edge`` as its long edge and each side the photo's, scaled, within a pixel."""
+    scale = long_edge / max(photo)
+    return max(size) == long_edge and all(abs(side - own * scale) <= 1 for side, own in zip(size, photo, strict=True))
 
 
 def decode(data: bytes) -> Pixels:

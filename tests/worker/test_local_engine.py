@@ -14,7 +14,7 @@ from PIL import ExifTags, Image
 
 from services.worker.engines import EnhanceRequest, EnhanceResult
 from services.worker.engines.local import LocalEngine, enhance_sync
-from services.worker.engines.styles import Adjustments, adjustments_for, requested_nudges
+from services.worker.engines.styles import TIER_OUTPUT, Adjustments, adjustments_for, requested_nudges
 from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError
 from tests.worker import photos
@@ -115,6 +115,19 @@ def test_the_long_edge_is_the_tiers_and_the_aspect_is_kept(name: str, tier: Tier
     with Image.open(io.BytesIO(result.image)) as image:
         assert (image.format, image.size) == ("JPEG", size)
     assert (result.width, result.height) == size
+
+
+@pytest.mark.parametrize("tier", list(Tier))
+@pytest.mark.parametrize("aspect", list(photos.ASPECTS))
+def test_every_aspect_comes_out_at_the_tiers_long_edge(aspect: str, tier: Tier) -> None:
+    photo = photos.ASPECTS[aspect]
+    request = EnhanceRequest(photos.encode(photos.house(*photo)), "", tier, Style.DEFAULT)
+
+    result = enhance_sync(request, max_pixels=MAX_PIXELS)
+
+    with Image.open(io.BytesIO(result.image)) as image:
+        assert image.size == (result.width, result.height)
+    assert photos.keeps_aspect(image.size, photo, TIER_OUTPUT[tier].long_edge)
 
 
 def test_no_exif_or_gps_reaches_the_output() -> None:

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp import web
 from PIL import Image
 
 from services.worker.engines import EnhanceRequest
+from services.worker.engines.canvas import PAD
 from services.worker.engines.openai import OpenAIEngine, build_prompt
+from services.worker.engines.styles import TIER_OUTPUT
 from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError, TransientEngineError
 from tests.harness.serving import serving
@@ -40,6 +43,7 @@ class FakeOpenAI:
     status: int = 200
     error_code: str = "rate_limit_exceeded"
     delay: float = 0.0
+    answer_size: tuple[int, int] | None = None  # None: the size asked for, as gpt-image-1 does
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     async def edits(self, request: web.Request) -> web.Response:
@@ -54,9 +58,12 @@ class FakeOpenAI:
         if self.status != 200:
             error = {"message": f"fake {self.status}", "type": "fake", "code": self.error_code}
             return web.json_response({"error": error}, status=self.status)
-        size = str(form.get("size", "1024x1024"))
-        width, height = (int(side) for side in size.split("x"))
-        image = {"b64_json": _png_b64(width, height)}
+        width, height = (int(side) for side in str(form.get("size", "1024x1024")).split("x"))
+        # The "edit" is the upload itself, so the pad in the answer is where the engine put it.
+        with Image.open(io.BytesIO(self.calls[-1]["image"])) as sent:
+            self.calls[-1]["image_size"] = sent.size
+            answer = sent.convert("RGB").resize(self.answer_size or (width, height))
+        image = {"b64_json": _png_b64(answer)}
         return web.json_response({"created": 0, "data": [image], "usage": USAGE})
 
 
@@ -86,7 +93,7 @@ def request(
 async def test_premium_edit_returns_the_image_its_size_and_cost(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
     result = await engine.enhance(request())
 
-    assert (result.content_type, result.width, result.height) == ("image/png", 1536, 1024)
+    assert (result.content_type, result.width, result.height) == ("image/jpeg", 1536, 1152)
     assert (result.cost, result.engine) == (USAGE_COST, "openai")
     [call] = fake_openai.calls
     assert call["authorization"] == "Bearer sk-test"
@@ -99,26 +106,62 @@ async def test_premium_edit_returns_the_image_its_size_and_cost(engine: OpenAIEn
     assert call["prompt"].endswith("Do not add, remove or move objects.")  # the guard has the last word
 
 
-async def test_free_tier_asks_for_a_low_quality_square(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
+async def test_free_tier_asks_for_low_quality_and_gets_its_long_edge(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI
+) -> None:
     result = await engine.enhance(request(Tier.FREE, prompt=""))
 
-    assert (result.width, result.height) == (1024, 1024)
+    assert (result.width, result.height) == (1024, 768)
     [call] = fake_openai.calls
-    assert (call["size"], call["quality"]) == ("1024x1024", "low")
-
-
-async def test_a_portrait_photo_gets_a_portrait_canvas(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
-    await engine.enhance(request(pixels=photos.house(300, 400)))
-
-    assert fake_openai.calls[0]["size"] == "1024x1536"
+    assert (call["size"], call["quality"]) == ("1536x1024", "low")
+    assert (call["output_format"], call["output_compression"]) == ("jpeg", "82")
 
 
 async def test_the_upload_is_upright_and_has_no_exif(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
     await engine.enhance(request())
 
     with Image.open(io.BytesIO(fake_openai.calls[0]["image"])) as sent:
-        assert sent.size == (400, 300)
+        assert sent.size == (1536, 1024)
         assert not sent.getexif()
+
+
+CANVASES = {"4:3": "1536x1024", "3:2": "1536x1024", "16:9": "1536x1024", "1:1": "1024x1024", "3:4": "1024x1536"}
+
+
+@pytest.mark.parametrize("tier", list(Tier))
+@pytest.mark.parametrize("aspect", list(photos.ASPECTS))
+async def test_the_nearest_canvas_is_sent_and_the_photos_aspect_comes_back(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI, aspect: str, tier: Tier
+) -> None:
+    photo = photos.ASPECTS[aspect]
+
+    result = await engine.enhance(request(tier, pixels=photos.house(*photo)))
+
+    [call] = fake_openai.calls
+    assert call["size"] == CANVASES.get(aspect, "1536x1024")
+    assert "x".join(map(str, call["image_size"])) == call["size"]
+    with Image.open(io.BytesIO(result.image)) as image:
+        assert (image.format, image.size) == ("JPEG", (result.width, result.height))
+    assert result.content_type == "image/jpeg"
+    assert photos.keeps_aspect(image.size, photo, TIER_OUTPUT[tier].long_edge)
+
+
+@pytest.mark.parametrize("answer_size", [None, (768, 512)], ids=["as asked", "smaller than asked"])
+@pytest.mark.parametrize("aspect", ["4:3", "16:9", "3:4", "3:1 panorama"])
+async def test_the_padding_is_cut_off_the_answer(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI, aspect: str, answer_size: tuple[int, int] | None
+) -> None:
+    fake_openai.answer_size = answer_size
+    photo = photos.house(*photos.ASPECTS[aspect])
+
+    result = await engine.enhance(request(Tier.PREMIUM, pixels=photo))
+
+    sent = photos.decode(fake_openai.calls[0]["image"])
+    # The photo sits centred on the canvas, padded on two opposite sides...
+    assert [_is_pad(edge) for edge in _edges(sent)] in ([True, True, False, False], [False, False, True, True])
+    for output_edge, photo_edge in zip(_edges(photos.decode(result.image)), _edges(photo), strict=True):
+        assert not _is_pad(output_edge)  # ...and none of the pad came back
+        assert np.abs(output_edge.mean(axis=0) - photo_edge.mean(axis=0)).max() < 0.05
 
 
 @pytest.mark.parametrize(
@@ -177,6 +220,15 @@ async def test_a_broken_upload_fails_permanently_without_calling_openai(
     assert fake_openai.calls == []
 
 
+def _edges(pixels: photos.Pixels) -> list[photos.Pixels]:
+    """The outermost row or column on each side: top, bottom, left, right."""
+    return [pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]
+
+
+def _is_pad(line: photos.Pixels) -> bool:
+    return bool(np.abs(line - np.float32(PAD[0] / 255)).max(axis=-1).mean() < 0.05)
+
+
 def _read(value: str | bytes | bytearray | web.FileField) -> str | bytes:
     if not isinstance(value, web.FileField):
         return value if isinstance(value, str) else bytes(value)
@@ -184,7 +236,7 @@ def _read(value: str | bytes | bytearray | web.FileField) -> str | bytes:
         return value.file.read()
 
 
-def _png_b64(width: int, height: int) -> str:
+def _png_b64(image: Image.Image) -> str:
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 140, 200)).save(buffer, "PNG")
+    image.save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()

@@ -26,7 +26,7 @@ from services.worker.engines.pixels import (
     to_image,
     unit,
 )
-from services.worker.engines.styles import TIER_OUTPUT, Adjustments, adjustments_for
+from services.worker.engines.styles import TIER_OUTPUT, Adjustments, TierOutput, adjustments_for
 from shared.errors import PermanentEngineError, UnsupportedImage
 from shared.imaging import DEFAULT_MAX_PIXELS, open_image, upright
 
@@ -47,7 +47,7 @@ def enhance_sync(request: EnhanceRequest, *, max_pixels: int) -> EnhanceResult:
     """Enhance one photo; raises PermanentEngineError when the bytes are not an image we accept."""
     output = TIER_OUTPUT[request.tier]
     adjustments = adjustments_for(request.style, request.prompt)
-    image = _resize_long_edge(_normalised(_decode(request.image, max_pixels)), output.long_edge)
+    image = _resized(_normalised(_decode(request.image, max_pixels)), output)
     pixels = _correct(as_pixels(image), adjustments)
     final = _sharpen(to_image(pixels), adjustments)
     buffer = io.BytesIO()
@@ -128,13 +128,8 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     return converted or image
 
 
-def _resize_long_edge(image: Image.Image, long_edge: int) -> Image.Image:
-    width, height = image.size
-    if width >= height:
-        size = (long_edge, max(1, round(height * long_edge / width)))
-    else:
-        size = (max(1, round(width * long_edge / height)), long_edge)
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+def _resized(image: Image.Image, output: TierOutput) -> Image.Image:
+    return image.resize(output.size_for(image.width, image.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _correct(pixels: Pixels, adjustments: Adjustments) -> Pixels:

@@ -19,11 +19,12 @@ from openai.types import ImagesResponse
 from openai.types.images_response import Usage, UsageInputTokensDetails
 from PIL import Image, ImageOps
 
-from services.worker.engines import EnhanceRequest, EnhanceResult
-from services.worker.engines.styles import PRESETS, TIER_OUTPUT
+from services.worker.engines import EnhanceRequest, EnhanceResult, canvas
+from services.worker.engines.canvas import Placement, Size
+from services.worker.engines.styles import PRESETS, TIER_OUTPUT, TierOutput
 from shared.domain import Style, Tier
 from shared.errors import EngineError, PermanentEngineError, TransientEngineError, UnsupportedImage
-from shared.imaging import DEFAULT_MAX_PIXELS, ImageInfo, open_image, probe
+from shared.imaging import DEFAULT_MAX_PIXELS, open_image
 
 NAME = "openai"
 
@@ -37,8 +38,6 @@ IMAGE_OUTPUT_PRICE = Decimal("40") / 1_000_000
 _COST_QUANTUM = Decimal("0.000001")
 
 _QUALITY: Mapping[Tier, Literal["low", "high"]] = {Tier.FREE: "low", Tier.PREMIUM: "high"}
-# The model works at these sizes anyway: sending more pixels only costs upload time.
-_INPUT_LONG_EDGE = 1536
 _OUTPUT_MAX_PIXELS = 4096 * 4096
 # The same statuses the openai client would retry itself; everything else 4xx will fail again.
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
@@ -51,11 +50,16 @@ _KEEP = (
 
 @dataclass(frozen=True)
 class Upload:
-    """The photo as sent to OpenAI: an upright RGB JPEG without metadata, and its size."""
+    """The photo as sent to OpenAI: an upright RGB JPEG of a whole canvas, without metadata.
+
+    ``width`` and ``height`` are the upright photo's own, whose aspect the result keeps; ``placement``
+    says which canvas was sent and where on it the photo sits.
+    """
 
     data: bytes
     width: int
     height: int
+    placement: Placement
 
 
 class OpenAIEngine:
@@ -97,13 +101,13 @@ class OpenAIEngine:
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
         upload = await self._in_executor(functools.partial(prepare_upload, request.image, self._max_pixels))
         response = await self._edit(upload, request)
-        image = _first_image(response)
-        info = await self._in_executor(functools.partial(_probe_output, image))
+        work = functools.partial(finish, _first_image(response), upload, TIER_OUTPUT[request.tier])
+        image, (width, height) = await self._in_executor(work)
         return EnhanceResult(
             image=image,
-            content_type=info.content_type,
-            width=info.width,
-            height=info.height,
+            content_type="image/jpeg",
+            width=width,
+            height=height,
             cost=cost_of(response.usage),
             engine=NAME,
         )
@@ -115,7 +119,7 @@ class OpenAIEngine:
                 prompt=build_prompt(request.style, request.prompt),
                 model=self._model,
                 n=1,
-                size=size_for(request.tier, upload),
+                size=upload.placement.size,
                 quality=_QUALITY[request.tier],
                 output_format="jpeg",
                 output_compression=TIER_OUTPUT[request.tier].jpeg_quality,
@@ -137,13 +141,6 @@ def build_prompt(style: Style, user_prompt: str) -> str:
         parts.append(f"Client's request: {user_prompt.strip()}")
     parts.append(_KEEP)
     return " ".join(parts)
-
-
-def size_for(tier: Tier, upload: Upload) -> str:
-    """Free is square 1024; premium is 1536x1024, turned upright for portrait photos."""
-    if tier is Tier.FREE:
-        return "1024x1024"
-    return "1024x1536" if upload.height > upload.width else "1536x1024"
 
 
 def cost_of(usage: Usage | None) -> Decimal:
@@ -179,15 +176,34 @@ def translate_error(exc: openai.APIError) -> EngineError:
 
 
 def prepare_upload(data: bytes, max_pixels: int) -> Upload:
-    """Upright, RGB, at most the model's size, re-encoded so no EXIF (GPS) leaves our hands."""
+    """Upright, RGB, fitted onto the nearest canvas, re-encoded so no EXIF (GPS) leaves our hands."""
     try:
         image = ImageOps.exif_transpose(open_image(data, max_pixels=max_pixels)).convert("RGB")
     except UnsupportedImage as exc:
         raise PermanentEngineError(exc.message, code=exc.code) from exc
-    image.thumbnail((_INPUT_LONG_EDGE, _INPUT_LONG_EDGE), Image.Resampling.LANCZOS)
+    fitted, placement = canvas.fit(image)
+    # Full-resolution chroma: halved, the pad's grey would tint the photo's edge pixels.
+    data = _jpeg(fitted, quality=95, subsampling=0)
+    return Upload(data=data, width=image.width, height=image.height, placement=placement)
+
+
+def finish(answer: bytes, upload: Upload, output: TierOutput) -> tuple[bytes, Size]:
+    """The photo cut out of the model's answer, at the tier's long edge and quality, and its size."""
+    try:
+        image = open_image(answer, max_pixels=_OUTPUT_MAX_PIXELS).convert("RGB")
+    except UnsupportedImage as exc:
+        message = f"OpenAI returned a bad image: {exc.message}"
+        raise PermanentEngineError(message, code="openai_bad_output") from exc
+    photo = canvas.cut(image, upload.placement)
+    # Sized from the photo's own aspect, not the cut's, which rounding may have moved by a pixel.
+    photo = photo.resize(output.size_for(upload.width, upload.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return _jpeg(photo, quality=output.jpeg_quality, optimize=True), photo.size
+
+
+def _jpeg(image: Image.Image, **options: int | bool) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=95)
-    return Upload(data=buffer.getvalue(), width=image.width, height=image.height)
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
 
 
 def _first_image(response: ImagesResponse) -> bytes:
@@ -198,11 +214,3 @@ def _first_image(response: ImagesResponse) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except binascii.Error as exc:
         raise PermanentEngineError("OpenAI returned undecodable data", code="openai_bad_response") from exc
-
-
-def _probe_output(image: bytes) -> ImageInfo:
-    try:
-        return probe(image, max_pixels=_OUTPUT_MAX_PIXELS)
-    except UnsupportedImage as exc:
-        message = f"OpenAI returned a bad image: {exc.message}"
-        raise PermanentEngineError(message, code="openai_bad_output") from exc

@@ -42,6 +42,11 @@ class TierOutput:
     long_edge: int
     jpeg_quality: int
 
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """A ``width`` x ``height`` photo's size at this long edge: the aspect kept within a pixel."""
+        scale = self.long_edge / max(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
 
 TIER_OUTPUT: Mapping[Tier, TierOutput] = {
     Tier.FREE: TierOutput(long_edge=1024, jpeg_quality=82),
