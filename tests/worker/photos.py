@@ -64,6 +64,41 @@ def room(width: int = 400, height: int = 300, *, seed: int = 11) -> Pixels:
     return _noisy(pixels, seed)
 
 
+# Where interior() puts its window and its unlit corner, for the tone tests and the engine report.
+WINDOW: Box = (0.55, 0.12, 0.90, 0.58)
+PANE: Box = (0.57, 0.40, 0.70, 0.55)  # the window's lower-left pane: foliage, no mullion
+DARK_CORNER: Box = (0.0, 0.62, 0.22, 1.0)
+
+
+def interior(width: int = 1024, height: int = 768, *, seed: int = 13) -> Pixels:
+    """A dim room lit by a bright window with detail (pale sky, foliage, mullions) and an unlit corner.
+
+    At the free tier's size by default, so the engine does not resize it and detail compares pixel for pixel.
+    """
+    pixels = np.empty((height, width, 3), dtype=np.float32)
+    pixels[:] = (0.36, 0.34, 0.31)  # walls in shade
+    _fill(pixels, (0.0, 0.78, 1.0, 1.0), (0.26, 0.19, 0.13))  # floor
+    _fill(pixels, (0.08, 0.55, 0.42, 0.85), (0.22, 0.24, 0.30))  # sofa
+    _fill(pixels, DARK_CORNER, (0.05, 0.05, 0.05))
+    _view(pixels, WINDOW)
+    return _noisy(pixels, seed)
+
+
+def shadow_ramp(width: int = 1024, height: int = 96) -> Pixels:
+    """A noiseless grey ramp from black to deep shadow: any gap in its histogram after an edit is banding."""
+    x = np.linspace(0.0, 0.35, width, dtype=np.float32)
+    return np.broadcast_to(x[None, :, None], (height, width, 3)).copy()
+
+
+def crop(pixels: Pixels, box: Box, *, inset: float = 0.05) -> Pixels:
+    """The part of ``pixels`` inside ``box``, less ``inset`` of its size on each side (edges blur when resized)."""
+    height, width = pixels.shape[:2]
+    left, top, right, bottom = box
+    dx, dy = (right - left) * inset, (bottom - top) * inset
+    rows = slice(round((top + dy) * height), round((bottom - dy) * height))
+    return pixels[rows, round((left + dx) * width) : round((right - dx) * width)]
+
+
 def encode(pixels: Pixels, fmt: str = "JPEG", *, exif: Image.Exif | None = None) -> bytes:
     """Encode float RGB pixels as ``fmt``, with ``exif`` attached when given."""
     image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8))
@@ -126,6 +161,20 @@ def _fill(pixels: Pixels, box: Box, colour: tuple[float, float, float]) -> None:
     height, width = pixels.shape[:2]
     left, top, right, bottom = box
     pixels[round(top * height) : round(bottom * height), round(left * width) : round(right * width)] = colour
+
+
+def _view(pixels: Pixels, box: Box) -> None:
+    """The view through a window: sky over foliage, both near white, crossed by lighter-grey mullions."""
+    height, width = pixels.shape[:2]
+    left, top, right, bottom = box
+    rows, cols = slice(round(top * height), round(bottom * height)), slice(round(left * width), round(right * width))
+    y = np.linspace(0.0, 1.0, rows.stop - rows.start, dtype=np.float32)[:, None]
+    x = np.linspace(0.0, 1.0, cols.stop - cols.start, dtype=np.float32)[None, :]
+    foliage = 0.05 * np.sin(40 * x + 9 * np.sin(7 * y)) * np.sin(33 * y) * (y > 0.45)
+    grey = 0.93 - 0.04 * y + foliage
+    view = np.stack((grey - 0.01, grey, grey + 0.005), axis=-1)
+    mullion = (np.abs(x - 0.5) < 0.02) | (np.abs(y - 0.5) < 0.03)
+    pixels[rows, cols] = np.where(mullion[..., None], np.float32(0.72), view)
 
 
 def _noisy(pixels: Pixels, seed: int) -> Pixels:

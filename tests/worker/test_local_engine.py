@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from services.worker.engines import EnhanceRequest, EnhanceResult
+from services.worker.engines import EnhanceRequest, EnhanceResult, curves, tone
 from services.worker.engines.local import LocalEngine, enhance_sync
 from services.worker.engines.styles import TIER_OUTPUT, Adjustments, adjustments_for, requested_nudges
 from shared.domain import Style, Tier
@@ -30,6 +30,8 @@ PHOTOS: dict[str, Callable[[], bytes]] = {
     "overcast": lambda: photos.encode(photos.house(sky=photos.OVERCAST_SKY)),
     "patchy": lambda: photos.encode(photos.house(patchy_lawn=True)),
     "gps": lambda: photos.encode(photos.house(), exif=photos.gps_exif()),
+    "interior": lambda: photos.encode(photos.interior()),
+    "ramp": lambda: photos.encode(photos.shadow_ramp(), "PNG"),
 }
 
 
@@ -98,6 +100,52 @@ def test_lawn_cleanup_greens_the_dry_patches() -> None:
     cleaned = patch_green_share(pixels_of("patchy", Style.LAWN_CLEANUP))
 
     assert cleaned - default > 0.1, (default, cleaned)
+
+
+@pytest.mark.parametrize("style", list(Style))
+def test_a_bright_window_keeps_its_detail(style: Style) -> None:
+    before, after = photos.decode(source("interior")), pixels_of("interior", style)
+
+    clipped = [tone.clipped_fraction(photos.crop(pixels, photos.WINDOW)) for pixels in (before, after)]
+    detail = [tone.local_contrast(photos.crop(pixels, photos.PANE)) for pixels in (before, after)]
+
+    assert clipped[1] <= clipped[0] + 0.02, clipped
+    assert detail[1] >= 0.8 * detail[0], detail
+
+
+def test_the_default_style_lifts_a_dark_corner() -> None:
+    before, after = (
+        tone.mean_luminance(photos.crop(pixels, photos.DARK_CORNER))
+        for pixels in (photos.decode(source("interior")), pixels_of("interior"))
+    )
+
+    assert after - before > 0.015, (before, after)
+
+
+@pytest.mark.parametrize("style", list(Style))
+def test_a_shadow_ramp_comes_out_without_banding(style: Style) -> None:
+    after = pixels_of("ramp", style)
+
+    # The engine stretches this dark ramp over most of the range: a naive curve leaves level after level empty.
+    assert tone.largest_gap(after, below=0.5) <= 1
+    assert tone.empty_levels(after, below=0.5) <= 8
+
+
+@pytest.mark.parametrize("gamma", [0.45, 1.0, 2.0])
+def test_the_tone_curves_never_reverse_or_clip(gamma: float) -> None:
+    curve = curves.shoulder(curves.recover_shadows(curves.protected_gamma(curves.GRID, gamma), 0.04))
+
+    assert float(np.diff(curve).min()) > -1e-6
+    assert (float(curve[0]), float(curve.max())) == (0.0, 1.0)
+
+
+def test_the_tone_measures() -> None:
+    levels = np.array([[0, 0, 3, 4], [4, 9, 255, 255]], dtype=np.float32)[..., None] / np.float32(255)
+    grey = np.repeat(levels, 3, axis=-1)
+
+    assert tone.clipped_fraction(grey) == 0.25
+    assert (tone.largest_gap(grey), tone.empty_levels(grey, below=10 / 255)) == (4, 6)
+    assert tone.local_contrast(np.full((16, 16, 3), 0.5, dtype=np.float32)) == 0
 
 
 @pytest.mark.parametrize(

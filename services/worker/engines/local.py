@@ -15,16 +15,16 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageCms, ImageFilter
 
-from services.worker.engines import EnhanceRequest, EnhanceResult, regions
+from services.worker.engines import EnhanceRequest, EnhanceResult, curves, regions
 from services.worker.engines.pixels import (
     LUMA,
     Pixels,
     as_pixels,
     channel_max,
+    floor,
     luma_of,
     sampled,
     to_image,
-    unit,
 )
 from services.worker.engines.styles import TIER_OUTPUT, Adjustments, TierOutput, adjustments_for
 from shared.errors import PermanentEngineError, UnsupportedImage
@@ -39,6 +39,8 @@ _CAST_TOLERANCE = 0.06  # length of the vector of natural-log channel gains
 _LOG_GAIN_LIMITS = (math.log(0.6), math.log(1.6))  # beyond this a "cast" is more likely the subject
 _GAMMA_LIMITS = (0.45, 2.0)
 _MAX_BLACK_POINT = 0.1
+# The white point lands a little under 1: the brightest detail keeps room for contrast and sharpening.
+_WHITE = 0.95
 # What Pillow raises on hostile metadata (ICC bytes, transparency of the wrong length) after a good decode.
 _PILLOW_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error)
 
@@ -150,44 +152,55 @@ def _white_balance(pixels: Pixels, adjustments: Adjustments) -> Pixels:
     size = float(np.linalg.norm(log_gains))
     log_gains = log_gains * max(0.0, 1 - _CAST_TOLERANCE / max(size, 1e-6))
     gains = np.exp(np.clip(log_gains * adjustments.white_balance, *_LOG_GAIN_LIMITS))
-    return unit(pixels * gains.astype(np.float32))
+    return floor(pixels * gains.astype(np.float32))
 
 
 def _log_gains(channel_means: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     return np.asarray(np.log(channel_means.mean() / np.maximum(channel_means, 1e-4)), dtype=np.float64)
 
 
-def _expose(pixels: Pixels, adjustments: Adjustments) -> Pixels:
+def _tone(pixels: Pixels, adjustments: Adjustments) -> Pixels:
+    # Exposure, shadows and contrast are per-channel curves: composed on a fine grid, applied as one lookup.
+    curve = _contrast(_lift_shadows(_expose(curves.GRID, pixels, adjustments), adjustments), adjustments)
+    return curves.apply(pixels, curve)
+
+
+def _expose(values: Pixels, pixels: Pixels, adjustments: Adjustments) -> Pixels:
+    """The exposure curve ``pixels`` need, at ``values``."""
     # Black point from luminance, capped: a photo without true blacks is not a hazy one. White point
     # from the brightest channel, so a saturated sky or lawn is not clipped out of its hue.
     sample = sampled(pixels)
     low = min(float(np.percentile(sample @ LUMA, 0.5)), _MAX_BLACK_POINT)
     high = max(float(np.percentile(channel_max(sample), 99.5)), low + 0.25)
-    stretched = unit((pixels - np.float32(low)) / np.float32(high - low))
-    mean = min(max(float(luma_of(sampled(stretched)).mean()), 1e-3), 0.999)
-    gamma = np.clip(np.log(adjustments.target_luminance) / np.log(mean), *_GAMMA_LIMITS)
-    return unit(np.power(stretched, np.float32(gamma)))
+    scale = np.float32(_WHITE / (high - low))
+    mean = min(max(float(luma_of(floor((sample - np.float32(low)) * scale)).mean()), 1e-3), 0.999)
+    gamma = float(np.clip(np.log(adjustments.target_luminance) / np.log(mean), *_GAMMA_LIMITS))
+    # Nothing is clipped at the top here: what passes 1 is rolled off by the shoulder at the end.
+    return curves.protected_gamma(floor((values - np.float32(low)) * scale), gamma)
 
 
-def _lift_shadows(pixels: Pixels, adjustments: Adjustments) -> Pixels:
-    return pixels + np.float32(adjustments.shadow_lift) * (1 - pixels) ** 3
+def _lift_shadows(values: Pixels, adjustments: Adjustments) -> Pixels:
+    matte = values + np.float32(adjustments.shadow_lift) * (1 - np.minimum(values, 1)) ** 3
+    return curves.recover_shadows(np.asarray(matte, dtype=np.float32), adjustments.shadows)
 
 
-def _contrast(pixels: Pixels, adjustments: Adjustments) -> Pixels:
+def _contrast(values: Pixels, adjustments: Adjustments) -> Pixels:
     # S-curve through (0, 0), (0.5, 0.5), (1, 1) with the given slope at mid-grey: no clipping.
     k = np.float32(2 * (adjustments.contrast - 1))
-    return pixels - k * pixels * (1 - pixels) * (1 - 2 * pixels)
+    within = np.minimum(values, 1)  # above white the curve would bend back; leave that to the shoulder
+    return np.asarray(values - k * within * (1 - within) * (1 - 2 * within), dtype=np.float32)
 
 
 def _saturate(pixels: Pixels, adjustments: Adjustments) -> Pixels:
     luminance = luma_of(pixels)[..., None]
-    return unit(luminance + (pixels - luminance) * np.float32(adjustments.saturation))
+    return floor(luminance + (pixels - luminance) * np.float32(adjustments.saturation))
 
 
 def _warm(pixels: Pixels, adjustments: Adjustments) -> Pixels:
     w = adjustments.warmth
     gains = np.array([1 + 0.1 * w, 1 + 0.02 * w, 1 - 0.1 * w], dtype=np.float32)
-    return unit(pixels * gains)
+    # Relative to the strongest gain: warming never raises a channel, so it cannot push a window into white.
+    return floor(pixels * (gains / gains.max()))
 
 
 def _sharpen(image: Image.Image, adjustments: Adjustments) -> Image.Image:
@@ -197,14 +210,17 @@ def _sharpen(image: Image.Image, adjustments: Adjustments) -> Image.Image:
     return image.filter(kernel)
 
 
+def _shoulder(pixels: Pixels, adjustments: Adjustments) -> Pixels:
+    return curves.shoulder(pixels)
+
+
 _STEPS: tuple[Step, ...] = (
     _white_balance,
-    _expose,
-    _lift_shadows,
-    _contrast,
+    _tone,
     _saturate,
     regions.replace_sky,
     regions.dusk_sky,
     regions.clean_lawn,
     _warm,
+    _shoulder,
 )

@@ -43,6 +43,11 @@ def unit(values: npt.NDArray[np.floating]) -> Pixels:
     return np.asarray(np.clip(values, 0.0, 1.0), dtype=np.float32)
 
 
+def floor(values: npt.NDArray[np.floating]) -> Pixels:
+    """Negative values to 0, the top left open: the tone curve's shoulder, not a clip, brings it under 1."""
+    return np.asarray(np.maximum(values, 0.0), dtype=np.float32)
+
+
 def ramp(values: npt.NDArray[np.floating], low: float, high: float) -> Pixels:
     return unit((values - np.float32(low)) / np.float32(high - low))
 

@@ -10,6 +10,7 @@ from services.worker.engines.pixels import (
     channel_max,
     channel_min,
     enlarged,
+    floor,
     luma_of,
     ramp,
     shrunk,
@@ -52,7 +53,7 @@ def dusk_sky(pixels: Pixels, adjustments: Adjustments) -> Pixels:
     tint = (1 - t) * np.array(_DUSK_DEEP, dtype=np.float32) + t * np.array(_DUSK_GLOW, dtype=np.float32)
     fade = np.clip((0.8 - y) / 0.2, 0.0, 1.0)[:, None, None]  # gone by 80% down the frame
     strength = np.float32(adjustments.dusk_sky) * fade * (0.35 + 0.65 * sky_mask(pixels)[..., None])
-    return unit(pixels * (1 + (tint - 1) * strength))
+    return floor(pixels * (1 + (tint - 1) * strength))  # a window the glow pushes past 1 goes to the shoulder
 
 
 def clean_lawn(pixels: Pixels, adjustments: Adjustments) -> Pixels:

@@ -16,6 +16,7 @@ class Adjustments:
     white_balance: float = 0.9  # share of the gray-world correction applied, 0..1
     target_luminance: float = 0.5  # mean luminance (0..1) the exposure step aims for
     shadow_lift: float = 0.0  # raises the blacks towards a matte, airy look
+    shadows: float = 0.04  # raises the dark tones (most at 0.2) with black kept black
     contrast: float = 1.08  # slope of the tone curve around the mean
     saturation: float = 1.1
     warmth: float = 0.0  # -1 cool .. +1 warm
