@@ -21,6 +21,8 @@ LusterError
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class LusterError(Exception):
     """Base of every error Luster raises on purpose."""
@@ -114,15 +116,25 @@ class TooManyRequests(InputError):
 
 
 class EngineError(LusterError):
-    """The enhancement engine could not produce an image."""
+    """The enhancement engine could not produce an image; `cost` is what the failed attempt was billed."""
 
     code = "engine_error"
 
+    def __init__(self, message: str, *, code: str | None = None, cost: Decimal = Decimal("0")) -> None:
+        super().__init__(message, code=code)
+        self.cost = cost
+
 
 class TransientEngineError(EngineError):
-    """A failure worth another attempt later."""
+    """A failure worth another attempt later; no sooner than `retry_after_s` when the engine said so."""
 
     code = "engine_transient"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, cost: Decimal = Decimal("0"), retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, code=code, cost=cost)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentEngineError(EngineError):

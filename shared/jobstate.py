@@ -108,16 +108,23 @@ async def succeed(
 
 
 async def fail(
-    connection: Queryable, job_id: uuid.UUID, *, code: str, message: str, worker_id: str | None = None
+    connection: Queryable,
+    job_id: uuid.UUID,
+    *,
+    code: str,
+    message: str,
+    worker_id: str | None = None,
+    cost: Decimal = Decimal("0"),
 ) -> Job | None:
+    """processing → failed; `cost` is what the failed attempt was billed, added to the job's."""
     return await _transition(
         connection,
         job_id,
         JobStatus.FAILED,
         EventType.JOB_FAILED,
-        changes={"error_code": code, "error_message": message, "completed_at": NOW},
+        changes={"error_code": code, "error_message": message, "completed_at": NOW, "cost": Added(cost)},
         owner=worker_id,
-        details={"error_code": code, "error_message": message},
+        details={"error_code": code, "error_message": message, "cost": str(cost)},
     )
 
 
@@ -129,15 +136,17 @@ async def schedule_retry(
     message: str,
     delay_ms: int,
     worker_id: str | None = None,
+    cost: Decimal = Decimal("0"),
 ) -> Job | None:
+    """processing → queued for another attempt; `cost` is what the failed one was billed, added to the job's."""
     return await _transition(
         connection,
         job_id,
         JobStatus.QUEUED,
         EventType.JOB_RETRYING,
-        changes={"error_code": code, "error_message": message, "worker_id": None},
+        changes={"error_code": code, "error_message": message, "worker_id": None, "cost": Added(cost)},
         owner=worker_id,
-        details={"error_code": code, "error_message": message, "delay_ms": delay_ms},
+        details={"error_code": code, "error_message": message, "delay_ms": delay_ms, "cost": str(cost)},
     )
 
 

@@ -41,11 +41,12 @@ async def discard(ctx: WorkerContext, job: Job) -> None:
 
 
 @contextlib.contextmanager
-def _store_outage_is_transient() -> Iterator[None]:
+def _store_outage_is_transient(billed: Decimal = Decimal("0")) -> Iterator[None]:
+    """A store outage as a transient failure, carrying what the attempt was `billed` so far."""
     try:
         yield
     except DependencyUnavailable as error:
-        raise TransientEngineError(error.message, code="storage_unavailable") from error
+        raise TransientEngineError(error.message, code="storage_unavailable", cost=billed) from error
 
 
 async def _original(ctx: WorkerContext, job: Job) -> bytes:
@@ -93,7 +94,7 @@ async def produce(ctx: WorkerContext, job: Job) -> Produced:
     result = await _enhance(ctx, request)
     key = output_key(job, result.content_type)
     ctx.faults.arm_output_kill(ctx.outputs)  # test-only; does nothing unless LUSTER_FAULTS asks
-    with _store_outage_is_transient():
+    with _store_outage_is_transient(billed=result.cost):
         await ctx.outputs.put(key, result.image)
     return Produced(
         output_key=key,

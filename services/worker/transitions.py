@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
+from decimal import Decimal
 
 from services.worker import output
 from services.worker.context import WorkerContext
@@ -65,10 +67,22 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
     return done
 
 
-async def fail(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: str | None = None) -> Job | None:
-    """processing → failed while `owner` (this worker unless said otherwise) still holds the job."""
+async def fail(
+    ctx: WorkerContext,
+    job: Job,
+    *,
+    code: str,
+    message: str,
+    owner: str | None = None,
+    cost: Decimal = Decimal("0"),
+) -> Job | None:
+    """processing → failed while `owner` (this worker unless said otherwise) still holds the job;
+    `cost` is what the failed attempt was billed.
+    """
     async with outbox.transaction(ctx.pool, ctx.broker) as box:
-        done = await state.fail(box.connection, job.id, code=code, message=message, worker_id=owner or ctx.worker_id)
+        done = await state.fail(
+            box.connection, job.id, code=code, message=message, worker_id=owner or ctx.worker_id, cost=cost
+        )
         if done is not None:
             payload = JobFailed(
                 worker_id=ctx.worker_id,
@@ -90,14 +104,49 @@ def backoff_ms(level: int, *, scale: float = 1.0) -> int:
     return int(RETRY_DELAYS_MS[level] * scale * (1 + random.random() / 4))
 
 
-async def retry(ctx: WorkerContext, job: Job, *, code: str, message: str, owner: str | None = None) -> Job | None:
-    """processing → queued with a delayed job.queued, while `owner` (default: this worker) holds the job."""
+def retry_delay(attempt_level: int, *, scale: float, at_least_ms: int = 0) -> tuple[int, int]:
+    """The delay queue level and the delay for a retry: the attempt's backoff, or `at_least_ms` (an
+    engine's Retry-After) when longer; in the lowest level, from the attempt's own up, whose delay is
+    not shorter than the Retry-After.
+
+    A delay queue expires messages only at its head, so a wait longer than its level's would hold up
+    the ones behind it; the top level takes any longer wait, and delays its neighbours by that much.
+    """
+    delay = max(backoff_ms(attempt_level, scale=scale), at_least_ms)
+    fitting = (n for n in range(attempt_level, len(RETRY_DELAYS_MS)) if RETRY_DELAYS_MS[n] * scale >= at_least_ms)
+    return next(fitting, len(RETRY_DELAYS_MS) - 1), delay
+
+
+async def retry(
+    ctx: WorkerContext,
+    job: Job,
+    *,
+    code: str,
+    message: str,
+    owner: str | None = None,
+    cost: Decimal = Decimal("0"),
+    retry_after_s: float | None = None,
+) -> Job | None:
+    """processing → queued with a delayed job.queued, while `owner` (default: this worker) holds the job.
+
+    The delay is the attempt's backoff, or `retry_after_s` when the engine asked for longer; `cost` is
+    what the failed attempt was billed.
+    """
     topology = ctx.broker.topology
-    level = topology.retry_level(job.attempts)
-    delay = backoff_ms(level, scale=ctx.settings.retry_delay_scale)
+    level, delay = retry_delay(
+        topology.retry_level(job.attempts),
+        scale=ctx.settings.retry_delay_scale,
+        at_least_ms=math.ceil((retry_after_s or 0) * 1000),
+    )
     async with outbox.transaction(ctx.pool, ctx.broker) as box:
         queued = await state.schedule_retry(
-            box.connection, job.id, code=code, message=message, delay_ms=delay, worker_id=owner or ctx.worker_id
+            box.connection,
+            job.id,
+            code=code,
+            message=message,
+            delay_ms=delay,
+            worker_id=owner or ctx.worker_id,
+            cost=cost,
         )
         if queued is not None:
             retrying = JobRetrying(

@@ -161,6 +161,26 @@ async def test_a_retry_goes_back_to_queued_and_counts_the_next_attempt(db: async
     ]
 
 
+@pytest.mark.parametrize("last", ["succeed", "fail"])
+async def test_billed_attempts_add_up_whether_they_failed_or_not(
+    db: asyncpg.Pool, asset_id: uuid.UUID, last: str
+) -> None:
+    job = await new_job(db, asset_id)
+    async with db.acquire() as connection:
+        await start(connection, job.id)
+        await jobstate.schedule_retry(
+            connection, job.id, code="openai_unavailable", message="429", delay_ms=1000, cost=Decimal("0.2")
+        )
+        await start(connection, job.id)
+        if last == "succeed":
+            done = await succeed(connection, job.id)  # billed 0.01
+        else:
+            done = await jobstate.fail(connection, job.id, code="openai_bad_output", message="x", cost=Decimal("0.01"))
+
+    assert done is not None
+    assert done.cost == Decimal("0.21")
+
+
 @pytest.mark.parametrize("status", list(JobStatus), ids=str)
 @pytest.mark.parametrize("name", list(CHANGES))
 async def test_each_change_moves_only_from_its_allowed_statuses(

@@ -2,78 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import io
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from email.utils import format_datetime
 
 import numpy as np
 import pytest
-from aiohttp import web
 from PIL import Image
 
 from services.worker.engines import EnhanceRequest
 from services.worker.engines.canvas import PAD
-from services.worker.engines.openai import OpenAIEngine, build_prompt
+from services.worker.engines.openai import MAX_RETRY_AFTER_S, OpenAIEngine, build_prompt, retry_after
 from services.worker.engines.styles import TIER_OUTPUT
 from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError, TransientEngineError
-from tests.harness.serving import serving
+from tests.harness.fake_openai import USAGE_COST, FakeOpenAI, Reply, serve_fake_openai
 from tests.worker import photos
-
-USAGE = {
-    "input_tokens": 1_000,
-    "input_tokens_details": {"image_tokens": 900, "text_tokens": 100},
-    "output_tokens": 4_000,
-    "total_tokens": 5_000,
-}
-# 100 text tokens at $5/M + 900 image tokens at $10/M + 4000 output tokens at $40/M
-USAGE_COST = Decimal("0.169500")
-
-
-@dataclass
-class FakeOpenAI:
-    """What the fake server was asked, and what it will answer next."""
-
-    base_url: str = ""
-    status: int = 200
-    error_code: str = "rate_limit_exceeded"
-    delay: float = 0.0
-    answer_size: tuple[int, int] | None = None  # None: the size asked for, as gpt-image-1 does
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    async def edits(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        self.calls.append(
-            {
-                "authorization": request.headers.get("Authorization"),
-                **{key: _read(value) for key, value in form.items()},
-            }
-        )
-        await asyncio.sleep(self.delay)
-        if self.status != 200:
-            error = {"message": f"fake {self.status}", "type": "fake", "code": self.error_code}
-            return web.json_response({"error": error}, status=self.status)
-        width, height = (int(side) for side in str(form.get("size", "1024x1024")).split("x"))
-        # The "edit" is the upload itself, so the pad in the answer is where the engine put it.
-        with Image.open(io.BytesIO(self.calls[-1]["image"])) as sent:
-            self.calls[-1]["image_size"] = sent.size
-            answer = sent.convert("RGB").resize(self.answer_size or (width, height))
-        image = {"b64_json": _png_b64(answer)}
-        return web.json_response({"created": 0, "data": [image], "usage": USAGE})
 
 
 @pytest.fixture
 async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    app = web.Application(client_max_size=20 * 1024 * 1024)
-    app.router.add_post("/v1/images/edits", fake.edits)
-    async with serving(app, handler_cancellation=True) as url:
-        fake.base_url = f"{url}/v1"
+    async for fake in serve_fake_openai():
         yield fake
 
 
@@ -178,13 +130,78 @@ async def test_the_padding_is_cut_off_the_answer(
 async def test_errors_are_mapped_and_never_retried_by_the_client(
     engine: OpenAIEngine, fake_openai: FakeOpenAI, status: int, code: str, expected: type[Exception]
 ) -> None:
-    fake_openai.status, fake_openai.error_code = status, code
+    fake_openai.reply = Reply(status, code)
 
     with pytest.raises(expected) as caught:
         await engine.enhance(request())
 
     assert str(status) in str(caught.value)
     assert len(fake_openai.calls) == 1
+
+
+async def test_a_rate_limit_says_how_long_to_wait(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = Reply(429, headers={"Retry-After": "7"})
+
+    with pytest.raises(TransientEngineError) as caught:
+        await engine.enhance(request())
+
+    assert (caught.value.code, caught.value.retry_after_s, caught.value.cost) == ("openai_unavailable", 7.0, Decimal(0))
+
+
+async def test_a_rate_limit_without_retry_after_leaves_the_wait_to_the_backoff(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reply = Reply(429)
+
+    with pytest.raises(TransientEngineError) as caught:
+        await engine.enhance(request())
+
+    assert caught.value.retry_after_s is None
+
+
+async def test_an_exhausted_quota_fails_at_once_and_says_so(engine: OpenAIEngine, fake_openai: FakeOpenAI) -> None:
+    fake_openai.reply = Reply(429, "insufficient_quota", headers={"Retry-After": "1"})
+
+    with pytest.raises(PermanentEngineError) as caught:
+        await engine.enhance(request())
+
+    assert caught.value.code == "openai_quota"
+    assert caught.value.message == "OpenAI quota exhausted (check the account's billing): OpenAI answered 429: fake 429"
+
+
+async def test_an_unusable_answer_still_carries_what_it_was_billed(
+    engine: OpenAIEngine, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reply = Reply(broken=True)
+
+    with pytest.raises(PermanentEngineError) as caught:
+        await engine.enhance(request())
+
+    assert (caught.value.code, caught.value.cost) == ("openai_bad_output", USAGE_COST)
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after": " 0 "}, 0.0),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+        ({"retry-after": format_datetime(datetime.fromtimestamp(NOW + 20, UTC), usegmt=True)}, 20.0),
+        ({"retry-after": format_datetime(datetime.fromtimestamp(NOW - 20, UTC), usegmt=True)}, 0.0),
+        ({"retry-after": "86400"}, MAX_RETRY_AFTER_S),
+        ({"retry-after": "soon"}, None),
+        ({"retry-after": "-5"}, None),
+        ({"retry-after-ms": "inf"}, None),
+    ],
+)
+def test_retry_after_reads_seconds_milliseconds_and_dates_within_bounds(
+    headers: dict[str, str], expected: float | None
+) -> None:
+    assert retry_after(headers, now=NOW) == expected
 
 
 async def test_a_slow_answer_is_a_transient_timeout(fake_openai: FakeOpenAI) -> None:
@@ -227,16 +244,3 @@ def _edges(pixels: photos.Pixels) -> list[photos.Pixels]:
 
 def _is_pad(line: photos.Pixels) -> bool:
     return bool(np.abs(line - np.float32(PAD[0] / 255)).max(axis=-1).mean() < 0.05)
-
-
-def _read(value: str | bytes | bytearray | web.FileField) -> str | bytes:
-    if not isinstance(value, web.FileField):
-        return value if isinstance(value, str) else bytes(value)
-    with value.file:
-        return value.file.read()
-
-
-def _png_b64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email.utils
 import functools
 import io
+import math
+import time
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
 from types import TracebackType
 from typing import Literal, Self, TypeVar
@@ -36,6 +40,8 @@ TEXT_INPUT_PRICE = Decimal("5") / 1_000_000
 IMAGE_INPUT_PRICE = Decimal("10") / 1_000_000
 IMAGE_OUTPUT_PRICE = Decimal("40") / 1_000_000
 _COST_QUANTUM = Decimal("0.000001")
+# A longer Retry-After is not believed: the job waits this long and asks again.
+MAX_RETRY_AFTER_S = 3600.0
 
 _QUALITY: Mapping[Tier, Literal["low", "high"]] = {Tier.FREE: "low", Tier.PREMIUM: "high"}
 _OUTPUT_MAX_PIXELS = 4096 * 4096
@@ -101,16 +107,14 @@ class OpenAIEngine:
     async def enhance(self, request: EnhanceRequest) -> EnhanceResult:
         upload = await self._in_executor(functools.partial(prepare_upload, request.image, self._max_pixels))
         response = await self._edit(upload, request)
-        work = functools.partial(finish, _first_image(response), upload, TIER_OUTPUT[request.tier])
-        image, (width, height) = await self._in_executor(work)
-        return EnhanceResult(
-            image=image,
-            content_type="image/jpeg",
-            width=width,
-            height=height,
-            cost=cost_of(response.usage),
-            engine=NAME,
-        )
+        cost = cost_of(response.usage)
+        try:
+            work = functools.partial(finish, _first_image(response), upload, TIER_OUTPUT[request.tier])
+            image, (width, height) = await self._in_executor(work)
+        except EngineError as error:
+            error.cost += cost  # billed though unusable: the job's cost still counts it
+            raise
+        return EnhanceResult(image=image, content_type="image/jpeg", width=width, height=height, cost=cost, engine=NAME)
 
     async def _edit(self, upload: Upload, request: EnhanceRequest) -> ImagesResponse:
         try:
@@ -166,13 +170,44 @@ def translate_error(exc: openai.APIError) -> EngineError:
         return TransientEngineError(f"OpenAI unreachable: {exc}", code="openai_unavailable")
     if not isinstance(exc, openai.APIStatusError):
         return PermanentEngineError(f"unexpected OpenAI response: {exc}", code="openai_bad_response")
-    message = f"OpenAI answered {exc.status_code}: {exc.message}"
+    message = f"OpenAI answered {exc.status_code}: {_detail(exc)}"
     if exc.code == "insufficient_quota":
         # Also a 429, but no amount of waiting pays the bill.
-        return PermanentEngineError(message, code="openai_quota")
+        return PermanentEngineError(
+            f"OpenAI quota exhausted (check the account's billing): {message}", code="openai_quota"
+        )
     if exc.status_code in _TRANSIENT_STATUSES or exc.status_code >= 500:
-        return TransientEngineError(message, code="openai_unavailable")
+        wait = retry_after(exc.response.headers, now=time.time())
+        return TransientEngineError(message, code="openai_unavailable", retry_after_s=wait)
     return PermanentEngineError(message, code="openai_rejected")
+
+
+def _detail(exc: openai.APIStatusError) -> str:
+    """The server's own words (the error body's message) rather than the client's dump of the body."""
+    body = exc.body
+    said = body.get("message") if isinstance(body, dict) else None
+    return said if isinstance(said, str) and said else exc.message
+
+
+def retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms`, else `Retry-After` in seconds or as an
+    HTTP date), at most an hour; None when it did not say, or said something unreadable.
+    """
+    try:
+        if (millis := headers.get("retry-after-ms")) is not None:
+            wait = float(millis) / 1000
+        elif (value := headers.get("retry-after")) is None:
+            return None
+        elif value.strip().isdigit():
+            wait = float(value)
+        else:
+            when = email.utils.parsedate_to_datetime(value)
+            wait = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now  # HTTP dates are GMT
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if not math.isfinite(wait):
+        return None
+    return min(max(wait, 0.0), MAX_RETRY_AFTER_S)
 
 
 def prepare_upload(data: bytes, max_pixels: int) -> Upload:
