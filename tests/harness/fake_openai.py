@@ -36,6 +36,8 @@ class Reply:
     error_code: str = "rate_limit_exceeded"
     headers: dict[str, str] = field(default_factory=dict)
     broken: bool = False
+    # Answered only once the test sets it: the engine's call stays in flight (and holds its slot) till then.
+    release: asyncio.Event | None = None
 
 
 @dataclass
@@ -66,6 +68,8 @@ class FakeOpenAI:
         self.calls.append(call)
         reply = self._next(str(call.get("prompt", "")))
         await asyncio.sleep(self.delay)
+        if reply.release is not None:
+            await reply.release.wait()
         if reply.status != 200:
             error = {"message": f"fake {reply.status}", "type": "fake", "code": reply.error_code}
             return web.json_response({"error": error}, status=reply.status, headers=reply.headers)
