@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 
 import sentry_sdk
 import structlog
@@ -11,9 +10,10 @@ import structlog
 from services.worker import transitions
 from services.worker.context import WorkerContext
 from services.worker.output import produce
+from services.worker.transitions import Failure
 from shared import jobs
 from shared.broker import Delivery
-from shared.errors import EngineError, PermanentEngineError, PoisonMessage, TransientEngineError, UnsupportedImage
+from shared.errors import EngineError, PermanentEngineError, PoisonMessage, UnsupportedImage
 from shared.events import JobQueued
 from shared.jobs import Job
 
@@ -77,19 +77,17 @@ async def _run(ctx: WorkerContext, job: Job) -> None:
 
 
 async def _give_up(ctx: WorkerContext, job: Job, error: EngineError | UnsupportedImage) -> None:
-    code, message = error.code, error.message
-    cost = error.cost if isinstance(error, EngineError) else Decimal("0")
-    await transitions.fail(ctx, job, code=code, message=message, cost=cost)
+    await transitions.fail(ctx, job, Failure.of(error))
     ctx.stats.failed += 1
     sentry_sdk.capture_exception(error)
-    log.warning("job.failed", error_code=code, error=message)
+    log.warning("job.failed", error_code=error.code, error=error.message)
 
 
 async def _retry_or_give_up(ctx: WorkerContext, job: Job, error: EngineError) -> None:
     if job.attempts < ctx.settings.max_attempts:
-        wait = error.retry_after_s if isinstance(error, TransientEngineError) else None
-        await transitions.retry(ctx, job, code=error.code, message=error.message, cost=error.cost, retry_after_s=wait)
-        log.warning("job.retrying", error_code=error.code, error=error.message, retry_after_s=wait)
+        failure = Failure.of(error)
+        await transitions.retry(ctx, job, failure)
+        log.warning("job.retrying", error_code=error.code, error=error.message, retry_after_s=failure.retry_after_s)
         return
     await _give_up(ctx, job, error)
     raise PoisonMessage(f"gave up after {job.attempts} attempts: {error.code}: {error.message}")

@@ -20,6 +20,7 @@ import structlog
 
 from services.worker import leftovers, retention, transitions
 from services.worker.context import WorkerContext
+from services.worker.transitions import Failure
 from shared import jobs
 from shared.telemetry.tracing import untraced
 
@@ -42,9 +43,9 @@ async def sweep_once(ctx: WorkerContext) -> int:
         message = f"worker {job.worker_id} stopped answering while it held the job"
         owner = job.worker_id or ""
         if job.attempts < settings.max_attempts:
-            moved = await transitions.retry(ctx, job, code=STUCK_CODE, message=message, owner=owner)
+            moved = await transitions.retry(ctx, job, Failure(STUCK_CODE, message), owner=owner)
         else:
-            moved = await transitions.fail(ctx, job, code=STUCK_CODE, message=message, owner=owner)
+            moved = await transitions.fail(ctx, job, Failure(STUCK_CODE, message), owner=owner)
         if moved is not None:
             log.warning("job.swept", job_id=str(job.id), lost_worker=job.worker_id, status=moved.status.value)
     # A write untouched for as long as a stuck job is given has lost its writer.

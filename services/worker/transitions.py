@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from services.worker import output
@@ -13,10 +14,28 @@ from services.worker.output import Produced
 from shared import fairshare, outbox
 from shared import jobstate as state
 from shared.broker import event_message
+from shared.errors import EngineError, LusterError, TransientEngineError
 from shared.events import JobFailed, JobQueued, JobRetrying, JobStarted, JobSucceeded, make_event
 from shared.jobs import Job
 from shared.messages import OutgoingMessage
 from shared.topology import RETRY_DELAYS_MS
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an attempt ended without an output: what the job's error says, what the attempt was billed,
+    and how long the engine asked to be left alone."""
+
+    code: str
+    message: str
+    cost: Decimal = Decimal("0")
+    retry_after_s: float | None = None
+
+    @classmethod
+    def of(cls, error: LusterError) -> Failure:
+        cost = error.cost if isinstance(error, EngineError) else Decimal("0")
+        wait = error.retry_after_s if isinstance(error, TransientEngineError) else None
+        return cls(error.code, error.message, cost, wait)
 
 
 def _announce(
@@ -67,21 +86,12 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
     return done
 
 
-async def fail(
-    ctx: WorkerContext,
-    job: Job,
-    *,
-    code: str,
-    message: str,
-    owner: str | None = None,
-    cost: Decimal = Decimal("0"),
-) -> Job | None:
-    """processing → failed while `owner` (this worker unless said otherwise) still holds the job;
-    `cost` is what the failed attempt was billed.
-    """
+async def fail(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | None = None) -> Job | None:
+    """processing → failed while `owner` (this worker unless said otherwise) still holds the job."""
+    code, message = failure.code, failure.message
     async with outbox.transaction(ctx.pool, ctx.broker) as box:
         done = await state.fail(
-            box.connection, job.id, code=code, message=message, worker_id=owner or ctx.worker_id, cost=cost
+            box.connection, job.id, code=code, message=message, worker_id=owner or ctx.worker_id, cost=failure.cost
         )
         if done is not None:
             payload = JobFailed(
@@ -117,26 +127,17 @@ def retry_delay(attempt_level: int, *, scale: float, at_least_ms: int = 0) -> tu
     return next(fitting, len(RETRY_DELAYS_MS) - 1), delay
 
 
-async def retry(
-    ctx: WorkerContext,
-    job: Job,
-    *,
-    code: str,
-    message: str,
-    owner: str | None = None,
-    cost: Decimal = Decimal("0"),
-    retry_after_s: float | None = None,
-) -> Job | None:
+async def retry(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | None = None) -> Job | None:
     """processing → queued with a delayed job.queued, while `owner` (default: this worker) holds the job.
 
-    The delay is the attempt's backoff, or `retry_after_s` when the engine asked for longer; `cost` is
-    what the failed attempt was billed.
+    The delay is the attempt's backoff, or the failure's `retry_after_s` when the engine asked for longer.
     """
+    code, message = failure.code, failure.message
     topology = ctx.broker.topology
     level, delay = retry_delay(
         topology.retry_level(job.attempts),
         scale=ctx.settings.retry_delay_scale,
-        at_least_ms=math.ceil((retry_after_s or 0) * 1000),
+        at_least_ms=math.ceil((failure.retry_after_s or 0) * 1000),
     )
     async with outbox.transaction(ctx.pool, ctx.broker) as box:
         queued = await state.schedule_retry(
@@ -146,7 +147,7 @@ async def retry(
             message=message,
             delay_ms=delay,
             worker_id=owner or ctx.worker_id,
-            cost=cost,
+            cost=failure.cost,
         )
         if queued is not None:
             retrying = JobRetrying(
