@@ -31,9 +31,12 @@ async def test_jobs_show_up_in_health_and_admin_health(
     async def counted() -> bool:
         body = await admin_json(monitor, "/admin/health")
         workers = body["workers"]
-        # The worker's own counters arrive with its next heartbeat, a moment after the job events.
+        # The worker's own counters arrive with its next heartbeat, a moment after the job events;
+        # the census by status is exact only at a check (events racing a count can drift it until
+        # the next one), so wait for a check that agrees with the events.
         return bool(
-            body["jobs"]["succeeded"] == 2
+            body["jobs"] == {"queued": 0, "processing": 0, "succeeded": 2, "failed": 0, "canceled": 0}
+            and (await _health(monitor))["queue"] == {"depth": 0, "waiting": 0}
             and body["windows"]["1h"]["succeeded"] == 2
             and workers["estimated_active"] == 1
             and workers["list"][0]["processed"] == 2
