@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import fair_share, tracing_cpu, tracing_overhead
+from bench import fair_share, structure_guard, tracing_cpu, tracing_overhead
 
 
 def main() -> None:
     throughput = asyncio.run(tracing_overhead.main())
     asyncio.run(tracing_cpu.main())
     fairness = asyncio.run(fair_share.main())
-    broken = [
-        problem for problem in (tracing_overhead.over_budget(throughput), fair_share.over_budget(fairness)) if problem
-    ]
+    guard = structure_guard.main()
+    budgets = (
+        tracing_overhead.over_budget(throughput),
+        fair_share.over_budget(fairness),
+        structure_guard.over_budget(guard),
+    )
+    broken = [problem for problem in budgets if problem]
     if broken:
         sys.exit("; ".join(broken))
 

@@ -57,6 +57,11 @@ class JobSucceeded(Payload):
     engine: str
     processing_ms: float
     queued_at: datetime
+    # Added after version 1 shipped, optional so that either side may be deployed first... as long as
+    # the monitor (which rejects fields it does not know) is deployed before the workers.
+    fallback_reason: str | None = None
+    structure_score: float | None = None
+    flagged: bool = False
 
 
 class JobFailed(Payload):
@@ -66,6 +71,8 @@ class JobFailed(Payload):
     error_code: str
     error_message: str
     queued_at: datetime
+    cost: Decimal = Decimal("0")  # what the job was billed in all, its failed attempts included
+    structure_score: float | None = None
 
 
 class JobRetrying(Payload):
@@ -75,6 +82,7 @@ class JobRetrying(Payload):
     delay_ms: int
     error_code: str
     error_message: str
+    cost: Decimal = Decimal("0")  # what the failed attempt was billed
 
 
 class JobCanceled(Payload):

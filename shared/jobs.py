@@ -48,6 +48,11 @@ class Job:
     owner: str
     # Over its owner's fair share of the work queues: its announcement waits in the outbox (fairshare.py).
     held: bool = False
+    # Why `engine` is not the tier's own (the paid engine could not run), and the structure guard's
+    # verdict: its score (None when it did not look) and whether that was below the threshold.
+    fallback_reason: str | None = None
+    structure_score: float | None = None
+    flagged: bool = False
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:

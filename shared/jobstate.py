@@ -86,8 +86,15 @@ async def succeed(
     cost: Decimal,
     engine: str,
     worker_id: str | None = None,
+    fallback_reason: str | None = None,
+    structure_score: float | None = None,
+    flagged: bool = False,
 ) -> Job | None:
-    """processing → succeeded; with `worker_id`, only while that worker still holds the job."""
+    """processing → succeeded; with `worker_id`, only while that worker still holds the job.
+
+    `fallback_reason` says why `engine` is not the tier's own; `structure_score` is the structure guard's
+    verdict on the output (None when it did not look), `flagged` whether it was below the threshold.
+    """
     return await _transition(
         connection,
         job_id,
@@ -98,12 +105,22 @@ async def succeed(
             "output_content_type": content_type,
             "cost": Added(cost),  # an earlier attempt that was billed and failed has already added its cost
             "engine": engine,
+            "fallback_reason": fallback_reason,
+            "structure_score": structure_score,
+            "flagged": flagged,
             "completed_at": NOW,
             "error_code": None,
             "error_message": None,
         },
         owner=worker_id,
-        details={"output_key": output_key, "engine": engine, "cost": str(cost)},
+        details={
+            "output_key": output_key,
+            "engine": engine,
+            "cost": str(cost),
+            "fallback_reason": fallback_reason,
+            "structure_score": structure_score,
+            "flagged": flagged,
+        },
     )
 
 
@@ -115,16 +132,17 @@ async def fail(
     message: str,
     worker_id: str | None = None,
     cost: Decimal = Decimal("0"),
+    structure_score: float | None = None,
 ) -> Job | None:
-    """processing → failed; `cost` is what the failed attempt was billed, added to the job's."""
+    """processing → failed; `cost` is what the failed attempt was billed, added to the job's. A
+    `structure_score` says the structure guard failed the output: the job is flagged with it."""
+    changes: dict[str, Any] = {"error_code": code, "error_message": message, "completed_at": NOW, "cost": Added(cost)}
+    details: dict[str, Any] = {"error_code": code, "error_message": message, "cost": str(cost)}
+    if structure_score is not None:
+        changes |= {"structure_score": structure_score, "flagged": True}
+        details["structure_score"] = structure_score
     return await _transition(
-        connection,
-        job_id,
-        JobStatus.FAILED,
-        EventType.JOB_FAILED,
-        changes={"error_code": code, "error_message": message, "completed_at": NOW, "cost": Added(cost)},
-        owner=worker_id,
-        details={"error_code": code, "error_message": message, "cost": str(cost)},
+        connection, job_id, JobStatus.FAILED, EventType.JOB_FAILED, changes=changes, owner=worker_id, details=details
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -117,6 +118,14 @@ class FairShareSettings(BaseServiceSettings):
     # PostgreSQL (shared/fairshare.py), so one backlog does not stand ahead of everyone's first photo.
     # 0 turns holding off. The api and the workers must agree on it.
     fair_share_queued: int = Field(default=20, ge=0, le=1_000_000)
+
+
+class SpendSettings(BaseServiceSettings):
+    """A service that spends on the paid engine or watches it (the workers and the monitor)."""
+
+    # At most this many US dollars a UTC day on the paid engine, across every worker (shared/spend.py);
+    # unset: no cap. The monitor alerts at 80 % of it.
+    openai_daily_budget_usd: Decimal | None = Field(default=None, gt=0, le=1_000_000, decimal_places=2)
 
 
 class StorageSettings(BaseServiceSettings):

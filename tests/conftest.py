@@ -30,7 +30,17 @@ pytest_plugins = ("tests.harness.api", "tests.harness.broker", "tests.harness.wo
 # A database of this run's own, so two test runs on one machine cannot drop each other's tables.
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/luster_test_{os.getpid()}")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TABLES = ("outbox", "job_events", "jobs", "assets", "workers", "rate_windows", "api_keys")
+TABLES = (
+    "outbox",
+    "job_events",
+    "jobs",
+    "assets",
+    "workers",
+    "rate_windows",
+    "api_keys",
+    "engine_spend",
+    "spend_holds",
+)
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
 

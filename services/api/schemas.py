@@ -131,7 +131,16 @@ class JobOut(BaseModel):
     attempts: int
     output_url: str | None
     error: JobError | None
-    cost: Decimal
+    cost: Decimal = Field(description="US dollars billed for the job, failed attempts included.")
+    engine: str | None = Field(description="The engine that produced the output; null until one has.")
+    fallback_reason: str | None = Field(
+        description="Why `engine` is not the tier's own: provider_unavailable, rate_limited, quota_exhausted "
+        "or budget_exhausted; null when it is."
+    )
+    structure_score: float | None = Field(
+        description="How closely the output keeps the photo's structure (1 = identical); null when not checked."
+    )
+    flagged: bool = Field(description="The output moved the property's structure: review it before publishing.")
     trace_id: str | None
     trace_url: str | None = None
     created_at: datetime
@@ -153,6 +162,10 @@ class JobOut(BaseModel):
             output_url=f"/jobs/{job.id}/output" if done else None,
             error=error,
             cost=job.cost,
+            engine=job.engine,
+            fallback_reason=job.fallback_reason,
+            structure_score=job.structure_score,
+            flagged=job.flagged,
             trace_id=job.trace_id,
             trace_url=f"{trace_ui_url.rstrip('/')}/trace/{job.trace_id}" if trace_ui_url and job.trace_id else None,
             created_at=job.created_at,

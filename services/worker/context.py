@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,6 +32,8 @@ class WorkerContext:
     pool: asyncpg.Pool
     broker: Broker
     engine: Engine
+    # The process pool for CPU-bound image work (the local engine, the structure guard).
+    executor: Executor
     uploads: Store
     outputs: Store
     scheduler: TierScheduler

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
+from services.worker import guard
 from services.worker.context import WorkerContext
 from services.worker.engines import EnhanceRequest, EnhanceResult
 from shared.assets import get_asset
@@ -28,6 +30,9 @@ class Produced:
     cost: Decimal
     engine: str
     processing_ms: float
+    fallback_reason: str | None = None
+    structure_score: float | None = None
+    flagged: bool = False
 
 
 def output_key(job: Job, content_type: str) -> str:
@@ -62,7 +67,7 @@ async def _original(ctx: WorkerContext, job: Job) -> bytes:
 
 async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult:
     attributes = {
-        "luster.engine": ctx.engine.name,
+        "luster.engine": ctx.settings.engine_for(request.tier),
         "luster.tier": request.tier.value,
         "luster.style": request.style.value,
         "luster.input_bytes": len(request.image),
@@ -82,6 +87,7 @@ async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult
                 "luster.output_height": result.height,
                 "luster.output_bytes": len(result.image),
                 "luster.cost": float(result.cost),
+                "luster.engine_used": result.engine,
                 "luster.duration_ms": round((time.perf_counter() - started) * 1000, 2),
             }
         )
@@ -91,7 +97,8 @@ async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult
 async def produce(ctx: WorkerContext, job: Job) -> Produced:
     started = time.perf_counter()
     request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
-    result = await _enhance(ctx, request)
+    judged = await guard.checked(ctx, request, functools.partial(_enhance, ctx))
+    result = judged.result
     key = output_key(job, result.content_type)
     ctx.faults.arm_output_kill(ctx.outputs)  # test-only; does nothing unless LUSTER_FAULTS asks
     with _store_outage_is_transient(billed=result.cost):
@@ -104,4 +111,7 @@ async def produce(ctx: WorkerContext, job: Job) -> Produced:
         cost=result.cost,
         engine=result.engine,
         processing_ms=round((time.perf_counter() - started) * 1000, 2),
+        fallback_reason=result.fallback_reason,
+        structure_score=judged.score,
+        flagged=judged.flagged,
     )

@@ -51,7 +51,7 @@ async def handle_job(ctx: WorkerContext, delivery: Delivery) -> None:
         # Every error Sentry sees from here on is about this job.
         scope.set_tag("job_id", str(job.id))
         scope.set_tag("tier", job.tier.value)
-        scope.set_tag("engine", ctx.engine.name)
+        scope.set_tag("engine", ctx.settings.engine_for(job.tier))
         await _run(ctx, job)
 
 

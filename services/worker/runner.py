@@ -49,13 +49,14 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
         executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
         stores = await stack.enter_async_context(open_stores(settings))
-        engine = create_engine(settings, executor, faults)
+        engine = create_engine(settings, executor, faults, pool)
         stack.push_async_callback(engine.aclose)
         yield WorkerContext(
             settings=settings,
             pool=pool,
             broker=broker,
             engine=engine,
+            executor=executor,
             uploads=stores.uploads,
             outputs=stores.outputs,
             scheduler=TierScheduler(settings.concurrency, premium_share=settings.premium_share),

@@ -9,19 +9,37 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import FairShareSettings, StorageSettings
+from services.worker.engines.structure import STRUCTURE_THRESHOLD
+from shared.domain import Tier
+from shared.settings import FairShareSettings, SpendSettings, StorageSettings
 
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class WorkerSettings(StorageSettings, FairShareSettings):
+EngineName = Literal["local", "openai"]
+
+
+class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings):
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
     concurrency: int = Field(default=2, ge=1, le=64)
     # When both tiers wait, this many premium jobs start for each free one.
     premium_share: int = Field(default=3, ge=1, le=100)
-    engine: Literal["local", "openai"] = "local"
+    # The engine every tier uses, unless ENGINE_FREE / ENGINE_PREMIUM name another for theirs.
+    engine: EngineName = "local"
+    engine_free: EngineName | None = None
+    engine_premium: EngineName | None = None
+    # When the paid engine is down, rate-limited, out of quota or over the daily budget: "wait" retries
+    # the job later through the delay queues; "local" enhances it with the local engine at once.
+    engine_fallback: Literal["wait", "local"] = "wait"
+    # The structure guard compares an output with its photo (services/worker/guard.py): on "generative"
+    # engines' outputs only (the local engine cannot move a wall), on "all", or "off".
+    structure_guard: Literal["generative", "all", "off"] = "generative"
+    # Below this score an output is flagged; then "deliver" it flagged, "fail" the job, or "retry" once
+    # with a stricter prompt and fail if that one is flagged too.
+    structure_threshold: float = Field(default=STRUCTURE_THRESHOLD, gt=0, lt=1)
+    structure_policy: Literal["deliver", "fail", "retry"] = "retry"
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-image-1"
@@ -42,8 +60,14 @@ class WorkerSettings(StorageSettings, FairShareSettings):
     # Scales the retry backoff ladder (shared.topology.RETRY_DELAYS_MS); only tests compress it.
     retry_delay_scale: float = Field(default=1.0, gt=0, le=1.0)
 
+    def engine_for(self, tier: Tier) -> EngineName:
+        chosen = {Tier.FREE: self.engine_free, Tier.PREMIUM: self.engine_premium}[tier]
+        return chosen or self.engine
+
     @model_validator(mode="after")
     def _engine_is_configured(self) -> WorkerSettings:
-        if self.engine == "openai" and not self.openai_api_key:
-            raise ValueError("OPENAI_API_KEY is required when ENGINE=openai")
+        users = [f"ENGINE_{tier.value.upper()}" for tier in Tier if self.engine_for(tier) == "openai"]
+        if users and not self.openai_api_key:
+            named = "ENGINE" if self.engine == "openai" else " and ".join(users)
+            raise ValueError(f"OPENAI_API_KEY is required when {named}=openai")
         return self

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from services.worker import output
 from services.worker.context import WorkerContext
+from services.worker.guard import StructureChanged
 from services.worker.output import Produced
 from shared import fairshare, outbox
 from shared import jobstate as state
@@ -30,12 +31,15 @@ class Failure:
     message: str
     cost: Decimal = Decimal("0")
     retry_after_s: float | None = None
+    # Set when the structure guard failed the output: the job is flagged with this score.
+    structure_score: float | None = None
 
     @classmethod
     def of(cls, error: LusterError) -> Failure:
         cost = error.cost if isinstance(error, EngineError) else Decimal("0")
         wait = error.retry_after_s if isinstance(error, TransientEngineError) else None
-        return cls(error.code, error.message, cost, wait)
+        score = error.score if isinstance(error, StructureChanged) else None
+        return cls(error.code, error.message, cost, wait, score)
 
 
 def _announce(
@@ -68,6 +72,9 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
             cost=produced.cost,
             engine=produced.engine,
             worker_id=ctx.worker_id,
+            fallback_reason=produced.fallback_reason,
+            structure_score=produced.structure_score,
+            flagged=produced.flagged,
         )
         if done is not None:
             payload = JobSucceeded(
@@ -81,6 +88,9 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
                 engine=produced.engine,
                 processing_ms=produced.processing_ms,
                 queued_at=done.created_at,
+                fallback_reason=produced.fallback_reason,
+                structure_score=produced.structure_score,
+                flagged=produced.flagged,
             )
             await box.stage(_announce(ctx, done, payload))
     return done
@@ -91,7 +101,13 @@ async def fail(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | N
     code, message = failure.code, failure.message
     async with outbox.transaction(ctx.pool, ctx.broker) as box:
         done = await state.fail(
-            box.connection, job.id, code=code, message=message, worker_id=owner or ctx.worker_id, cost=failure.cost
+            box.connection,
+            job.id,
+            code=code,
+            message=message,
+            worker_id=owner or ctx.worker_id,
+            cost=failure.cost,
+            structure_score=failure.structure_score,
         )
         if done is not None:
             payload = JobFailed(
@@ -101,6 +117,8 @@ async def fail(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | N
                 error_code=code,
                 error_message=message,
                 queued_at=done.created_at,
+                cost=done.cost,
+                structure_score=failure.structure_score,
             )
             await box.stage(_announce(ctx, done, payload))
     if done is not None:
@@ -157,6 +175,7 @@ async def retry(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | 
                 delay_ms=delay,
                 error_code=code,
                 error_message=message,
+                cost=failure.cost,
             )
             again = make_event(
                 JobQueued(

@@ -11,6 +11,9 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +41,8 @@ class Reply:
     broken: bool = False
     # Answered only once the test sets it: the engine's call stays in flight (and holds its slot) till then.
     release: asyncio.Event | None = None
+    # The upload with its structure changed, as a generative edit that moves the property would answer.
+    moved: bool = False
 
 
 @dataclass
@@ -60,11 +65,8 @@ class FakeOpenAI:
         return self.reply
 
     async def edits(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        call: dict[str, Any] = {
-            "authorization": request.headers.get("Authorization"),
-            **{k: _read(v) for k, v in form.items()},
-        }
+        form = await _form(request)
+        call: dict[str, Any] = {"authorization": request.headers.get("Authorization"), **form}
         self.calls.append(call)
         reply = self._next(str(call.get("prompt", "")))
         await asyncio.sleep(self.delay)
@@ -81,6 +83,8 @@ class FakeOpenAI:
         with Image.open(io.BytesIO(call["image"])) as sent:
             call["image_size"] = sent.size
             answer = sent.convert("RGB").resize(self.answer_size or (width, height))
+        if reply.moved:
+            answer = moved(answer)
         return web.json_response({"created": 0, "data": [{"b64_json": _png_b64(answer)}], "usage": USAGE})
 
 
@@ -94,11 +98,37 @@ async def serve_fake_openai() -> AsyncIterator[FakeOpenAI]:
         yield fake
 
 
-def _read(value: str | bytes | bytearray | web.FileField) -> str | bytes:
-    if not isinstance(value, web.FileField):
-        return value if isinstance(value, str) else bytes(value)
-    with value.file:
-        return value.file.read()
+def moved(image: Image.Image) -> Image.Image:
+    """``image`` with its structure changed: everything shifted right by a tenth of its width, and a dark
+    block covering about 15 % of the frame pasted in the middle (a "new window")."""
+    width, height = image.size
+    shift = width // 10
+    changed = Image.new("RGB", image.size, image.getpixel((0, 0)))
+    changed.paste(image.crop((0, 0, width - shift, height)), (shift, 0))
+    block_w, block_h = round(width * 0.39), round(height * 0.39)
+    left, top = (width - block_w) // 2, (height - block_h) // 2
+    changed.paste((25, 30, 35), (left, top, left + block_w, top + block_h))
+    return changed
+
+
+async def _form(request: web.Request) -> dict[str, str | bytes]:
+    """The multipart form's fields: a file's bytes, other fields' text.
+
+    Parsed from the whole body rather than by ``request.post()``, whose multipart reader (aiohttp 3.14) calls
+    its own deprecated ``unread_data()`` when the body arrives in small pieces: a DeprecationWarning that
+    the test suite's ``filterwarnings = error`` turns into a 500, which the engine takes for an outage.
+    """
+    body = await request.read()
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    assert isinstance(message, EmailMessage) and message.is_multipart(), "not a multipart form"
+    fields: dict[str, str | bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        assert isinstance(name, str) and isinstance(payload, bytes), f"a form field without a name: {part}"
+        fields[name] = payload if part.get_filename() is not None else payload.decode()
+    return fields
 
 
 def _png_b64(image: Image.Image) -> str:

@@ -10,60 +10,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.harness.fake_openai import USAGE_COST, FakeOpenAI, Reply, serve_fake_openai
+from tests.harness.fake_openai import USAGE_COST, FakeOpenAI, Reply
 from tests.harness.poll import poll
-from tests.system import processes
-from tests.system.conftest import submit_job, wait_for_status
+from tests.system.openai_stack import JOB_DEADLINE_S, Stack, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 RETRY_AFTER_S = 5  # above what submitting and starting a job takes on a loaded 2-core machine
-JOB_DEADLINE_S = 90.0
-
-
-@dataclass
-class Stack:
-    api: processes.Service
-    worker: processes.Service
-    fake: FakeOpenAI
-    key: dict[str, str]  # the Authorization header of an API key
-
-    async def submit(self, photo: bytes, prompt: str) -> str:
-        return str((await submit_job(self.api.url, photo, self.key, prompt=prompt))["id"])
-
-    async def finished(self, job_id: str) -> dict[str, Any]:
-        return await wait_for_status(self.api.url, job_id, {"succeeded", "failed"}, JOB_DEADLINE_S, headers=self.key)
 
 
 @pytest.fixture
 async def stack(service_env: dict[str, str], log_dir: Path, api_key: dict[str, str]) -> AsyncIterator[Stack]:
-    async for fake in serve_fake_openai():
-        env = {**service_env, "ADMIN_PASSWORD": "openai-worker-secret"}
-        worker_env = {
-            **env,
-            "ENGINE": "openai",
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": fake.base_url,
-            "CONCURRENCY": "1",  # one slot: a job waiting out a Retry-After must not hold it
-            "RETRY_DELAY_SCALE": "0.01",  # the backoff ladder compressed; a Retry-After is not
-        }
-        api = processes.start("api", env, log_dir, port=processes.free_port())
-        worker = processes.start("worker", worker_env, log_dir)
-        try:
-            await processes.wait_healthy(api, deadline_s=90)
-            yield Stack(api, worker, fake, api_key)
-        finally:
-            for service in (worker, api):
-                await asyncio.to_thread(service.stop, 30)
+    # One slot: a job waiting out a Retry-After must not hold it. The backoff ladder is compressed (by
+    # `running`); a Retry-After is not.
+    async with running(service_env, log_dir, api_key, ENGINE="openai", CONCURRENCY="1") as started:
+        yield started
 
 
 async def test_cost_is_stored_on_success_and_on_billed_failures_and_a_quota_fails_at_once(

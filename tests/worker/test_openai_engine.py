@@ -145,7 +145,11 @@ async def test_a_rate_limit_says_how_long_to_wait(engine: OpenAIEngine, fake_ope
     with pytest.raises(TransientEngineError) as caught:
         await engine.enhance(request())
 
-    assert (caught.value.code, caught.value.retry_after_s, caught.value.cost) == ("openai_unavailable", 7.0, Decimal(0))
+    assert (caught.value.code, caught.value.retry_after_s, caught.value.cost) == (
+        "openai_rate_limited",
+        7.0,
+        Decimal(0),
+    )
 
 
 async def test_a_rate_limit_without_retry_after_leaves_the_wait_to_the_backoff(

@@ -23,7 +23,7 @@ from PIL import ExifTags, Image
 from services.worker import runner
 from services.worker.consumer import TierConsumers
 from services.worker.context import WorkerContext
-from services.worker.engines import EnhanceRequest, EnhanceResult
+from services.worker.engines import Engine, EnhanceRequest, EnhanceResult
 from services.worker.runner import worker_context
 from services.worker.settings import WorkerSettings
 from shared.broker import QUEUE_HEADER, REASON_HEADER
@@ -124,9 +124,7 @@ class ScriptedEngine:
 
 
 @contextlib.asynccontextmanager
-async def consuming(
-    settings: WorkerSettings, engine: ScriptedEngine, *, grace: float = 10.0
-) -> AsyncIterator[WorkerContext]:
+async def consuming(settings: WorkerSettings, engine: Engine, *, grace: float = 10.0) -> AsyncIterator[WorkerContext]:
     """A worker built as `run()` builds it, with the engine swapped for a scripted one."""
     async with worker_context(settings) as built:
         ctx = dataclasses.replace(built, engine=engine)
@@ -456,7 +454,7 @@ async def test_a_drain_that_outlasts_the_watchdogs_patience_is_no_outage(
 ) -> None:
     """A stopping worker cancels its consumers on purpose: the watchdog must not call that a lost broker."""
     engine = ScriptedEngine(delay=2.0)
-    monkeypatch.setattr(runner, "create_engine", lambda settings, executor, faults: engine)
+    monkeypatch.setattr(runner, "create_engine", lambda *_: engine)
     job = await submit((await upload())["id"])
     running = await worker(concurrency=1, watchdog_interval=0.1, broker_give_up_after=0.3)
     await wait_for_job(job["id"], until=frozenset({"processing"}), within=15)
@@ -479,7 +477,7 @@ async def test_a_stop_lets_the_job_in_flight_finish_and_takes_no_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine = ScriptedEngine(delay=1.0)
-    monkeypatch.setattr(runner, "create_engine", lambda settings, executor, faults: engine)
+    monkeypatch.setattr(runner, "create_engine", lambda *_: engine)
     asset = await upload()
     first, second = [await submit(asset["id"], prompt=f"job {n}") for n in (1, 2)]
     stopped = await tap(EventType.WORKER_STOPPED.value)

@@ -17,6 +17,8 @@ class EnhanceRequest:
     prompt: str
     tier: Tier
     style: Style
+    # Asked again because the first output moved the property's structure (services/worker/guard.py).
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class EnhanceResult:
     height: int
     cost: Decimal
     engine: str
+    # Why `engine` is not the tier's own: the paid engine could not run (services/worker/engines/routing.py).
+    fallback_reason: str | None = None
 
 
 class Engine(Protocol):
