@@ -36,6 +36,7 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from (self._jobs(), self._events(), *self._latencies(), *self._queues())
         yield from (self._workers(), self._dependencies(), self._alerts(), self._budget())
+        yield from (*self._spend(), *self._flagged())
 
     def _jobs(self) -> Metric:
         family = GaugeMetricFamily("luster_jobs", "Jobs by current status and tier.", labels=["status", "tier"])
@@ -100,6 +101,33 @@ class MonitorCollector(Collector):
             "Sentry spans a month at the current rate.",
             value=budget.spans_per_month if budget else 0,
         )
+
+    def _spend(self) -> Iterator[Metric]:
+        paid = self.checker.spend
+        family = GaugeMetricFamily(
+            "luster_paid_engine_spend_usd",
+            "US dollars billed by the paid engine: today (UTC) and this calendar month.",
+            labels=["period"],
+        )
+        if paid is not None:
+            family.add_metric(["today"], float(paid.today_usd))
+            family.add_metric(["month"], float(paid.month_usd))
+        yield family
+        # Absent without a cap (OPENAI_DAILY_BUDGET_USD unset): a 0 would read as a cap of nothing.
+        if paid is not None and paid.daily_budget_usd is not None:
+            yield GaugeMetricFamily(
+                "luster_paid_engine_daily_budget_usd",
+                "OPENAI_DAILY_BUDGET_USD: the cap on the paid engine's spend per UTC day.",
+                value=float(paid.daily_budget_usd),
+            )
+
+    def _flagged(self) -> Iterator[Metric]:
+        if self.checker.flagged is not None:
+            yield GaugeMetricFamily(
+                "luster_jobs_flagged",
+                "Jobs the structure guard flagged (their output changed the structure), succeeded or failed.",
+                value=self.checker.flagged,
+            )
 
 
 def registry_for(collector: MonitorCollector) -> CollectorRegistry:

@@ -19,6 +19,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin/static/{name}", dashboard.asset),
     ("GET", "/admin/api/overview", dashboard.overview),
     ("GET", "/admin/jobs", jobs.recent),
+    ("GET", "/admin/jobs/flagged", jobs.flagged),
     ("GET", "/admin/queues", queues.listing),
     ("POST", f"{DEAD_LETTERS}/requeue", queues.requeue_all),
     ("POST", f"{DEAD_LETTERS}/purge", queues.purge),

@@ -1,4 +1,5 @@
-"""The monitor's settings: the shared base plus HTTP, admin access, check cadence and alert thresholds."""
+"""The monitor's settings: the shared base plus HTTP, admin access, check cadence, alert thresholds and the
+paid engine's daily cap."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import HttpServiceSettings, SecretHttpUrl
+from shared.settings import HttpServiceSettings, SecretHttpUrl, SpendSettings
 
 Window = Literal["1m", "5m", "1h"]
 LatencyMetric = Literal["queue_wait", "processing", "end_to_end"]
 
 
-class MonitorSettings(HttpServiceSettings):
+class MonitorSettings(HttpServiceSettings, SpendSettings):
     port: int = Field(default=8001, ge=1, le=65535)
 
     # Without a password the admin routes answer 503: never an open dashboard by accident.

@@ -21,6 +21,7 @@ ADMIN_PATHS = (
     "/admin/dashboard",
     "/admin/api/overview",
     "/admin/jobs",
+    "/admin/jobs/flagged",
     "/admin/queues",
     "/admin/alerts",
     "/admin/static/dashboard.js",

@@ -19,6 +19,7 @@ from services.monitor.alerting.rules import (
     LatencyP95,
     NoActiveWorker,
     Observation,
+    PaidEngineSpend,
     QueueDepth,
     build_rules,
 )
@@ -160,10 +161,12 @@ def test_rules_take_their_thresholds_from_settings() -> None:
         "queue_depth",
         "no_active_worker",
         "dependency_down",
+        "paid_engine_spend",
     }
     assert rules["error_rate"] == ErrorRate(0.2, 10)
     assert rules["queue_depth"] == QueueDepth(7, 4)
     assert rules["latency_p95"] == LatencyP95("end_to_end", 30, 10)
+    assert rules["paid_engine_spend"] == PaidEngineSpend(None)  # no cap: it never fires
 
 
 def test_webhook_text_is_slack_ready() -> None:

@@ -82,6 +82,9 @@ async def test_dashboard_renders_agrees_with_the_json_and_updates(
     assert await page.locator("#workers-table tbody tr").count() == 1
     assert "engine_timeout × 6" in await page.locator("#errors").inner_text()
     assert await page.locator("#queues-table tbody tr").count() == 12
+    await expect(page.locator("#flagged-table")).to_contain_text("no flagged jobs")
+    await expect(page.locator('[data-field="spend.budget"]')).to_have_text("no cap")
+    assert await field(page, "spend.today") == "$0.00"
 
     await run_job(tier="premium")
     await expect(page.locator('[data-field="jobs.succeeded"]').first).to_have_text("55", timeout=15_000)

@@ -15,12 +15,15 @@ import structlog
 from services.monitor.aggregation.aggregator import Aggregator
 from services.monitor.aggregation.budget import SpanBudget, estimate, jobs_per_month
 from services.monitor.aggregation.census import job_counts, job_volume
+from services.monitor.aggregation.flagged import count_flagged
 from services.monitor.aggregation.fleet import WorkerRegistry
+from services.monitor.aggregation.spend import PaidSpend, paid_spend
 from services.monitor.alerting.alerts import AlertEngine
 from services.monitor.alerting.rules import Observation
 from services.monitor.alerting.webhook import Webhook
 from services.monitor.broker.queues import Queues, QueueStat, work_consumers, work_depth
 from services.monitor.settings import MonitorSettings
+from shared import spend
 from shared.broker import Broker
 from shared.domain import JobStatus
 from shared.telemetry.tracing import untraced
@@ -61,6 +64,9 @@ class Checker:
         self.latest: Check | None = None
         self.observation: Observation | None = None
         self.budget: SpanBudget | None = None
+        # The last answer stands when a later read fails: spend only grows within a day.
+        self.spend: PaidSpend | None = None
+        self.flagged: int | None = None  # jobs the structure guard flagged, ever
         self._budget_at = 0.0
         self._stop = asyncio.Event()
 
@@ -90,6 +96,8 @@ class Checker:
         with untraced():  # a trace every few seconds would drown the ones that matter
             database_ok = await self._database(errors)
             stats = await self._broker(errors)
+            if database_ok:
+                await self._refresh_spend()
         now = time.time()
         depth = work_depth(stats)
         observation = Observation(
@@ -99,6 +107,7 @@ class Checker:
             jobs_waiting=max(depth, self.aggregator.statuses.count(JobStatus.QUEUED)),
             estimated_active=estimated_active(self.workers.active_count(now), work_consumers(stats)),
             stats=self.aggregator.snapshot(now),
+            spend_today=self.spend.today_usd if self.spend else None,
         )
         self.latest, self.observation = Check(now, stats, errors), observation
         self._judge(observation, now)
@@ -111,6 +120,16 @@ class Checker:
             log.warning("alert.transition", alert=transition.key, state=transition.state, summary=transition.summary)
             if self.webhook is not None:
                 self.webhook.submit(transition)
+
+    async def _refresh_spend(self) -> None:
+        try:
+            async with asyncio.timeout(DEPENDENCY_TIMEOUT_S):
+                totals = await spend.totals(self.pool)
+                flagged = await count_flagged(self.pool)
+        except Exception:  # the database answered this check's count: a failure here is not an outage
+            log.warning("spend.refresh_failed", exc_info=True)
+            return
+        self.spend, self.flagged = paid_spend(totals, self.settings.openai_daily_budget_usd), flagged
 
     async def _refresh_budget(self, now: float) -> None:
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, is_dataclass
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from services.monitor.aggregation.snapshot import StatsSnapshot
+from services.monitor.aggregation.spend import WARNING_SHARE
 from services.monitor.settings import MonitorSettings
 
 Severity = Literal["warning", "critical"]
@@ -21,6 +23,7 @@ class Observation:
     jobs_waiting: int  # work nobody has taken yet: the larger of the depth and PostgreSQL's queued jobs
     estimated_active: int
     stats: StatsSnapshot
+    spend_today: Decimal | None = None  # US dollars the paid engine billed today (UTC); None: not read yet
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,34 @@ class DependencyDown:
         ]
 
 
+@dataclass(frozen=True)
+class PaidEngineSpend:
+    """Today's paid-engine spend against OPENAI_DAILY_BUDGET_USD: a warning at 80 %, critical at the cap.
+
+    At the cap both fire, as two alerts: the warning does not resolve just as things get worse.
+    """
+
+    budget_usd: Decimal | None
+    warning_share: float = WARNING_SHARE
+    checks: int = 1
+    name: str = "paid_engine_spend"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        spent, budget = observation.spend_today, self.budget_usd
+        if spent is None or budget is None:
+            return []
+        share = float(spent / budget)
+        levels: list[tuple[Severity, float]] = [("warning", self.warning_share), ("critical", 1.0)]
+        return [self._finding(severity, spent, budget, share) for severity, at in levels if share >= at]
+
+    def _finding(self, severity: Severity, spent: Decimal, budget: Decimal, share: float) -> Finding:
+        threshold = budget * Decimal(str(self.warning_share)) if severity == "warning" else budget
+        summary = f"paid engine spend today ${spent:.2f} is {_percent(share)} of the ${budget:.2f} daily cap"
+        if severity == "critical":
+            summary += ": new paid-engine calls are refused until 00:00 UTC"
+        return Finding(f"{self.name}:{severity}", self.name, severity, summary, float(spent), float(threshold))
+
+
 def build_rules(settings: MonitorSettings) -> list[Rule]:
     in_a_row = settings.alert_consecutive_checks
     return [
@@ -174,6 +205,7 @@ def build_rules(settings: MonitorSettings) -> list[Rule]:
         QueueDepth(settings.alert_queue_depth, in_a_row),
         NoActiveWorker(in_a_row),
         DependencyDown(in_a_row),
+        PaidEngineSpend(settings.openai_daily_budget_usd),
     ]
 
 

@@ -177,6 +177,30 @@
     bar.style.width = `${Math.min(b.share_of_free * 100, 100)}%`;
   }
 
+  // Amounts arrive as decimal strings (exact); shown to the cent.
+  const usd = (v) => (v === null || v === undefined ? dash : `$${Number(v).toFixed(2)}`);
+
+  function renderSpend(data) {
+    const s = data.spend;
+    if (!s) return;
+    setField("spend.today", usd(s.today_usd));
+    setField("spend.month", usd(s.month_usd));
+    setField("spend.budget", s.daily_budget_usd === null ? "no cap" : usd(s.daily_budget_usd));
+    setField("spend.share", s.share_of_budget === null ? "no cap" : rate(s.share_of_budget));
+    const bar = document.getElementById("spend-bar");
+    bar.className = s.status;
+    bar.style.width = `${s.share_of_budget === null ? 0 : Math.min(s.share_of_budget * 100, 100)}%`;
+  }
+
+  async function loadFlagged() {
+    const page = await fetchJson("/admin/jobs/flagged");
+    fill("flagged-table", page.jobs.length ? page.jobs.map((j) => row(
+      cell(j.id.slice(0, 8), "mono"), withNode(pill(j.status)),
+      cell(j.structure_score === null ? dash : j.structure_score.toFixed(2), "num"), j.engine || dash, j.tier,
+      stamp(j.updated_at),
+    )) : [emptyRow(6, "no flagged jobs")]);
+  }
+
   function renderCharts(data) {
     const points = data.series;
     Charts.bars(document.getElementById("throughput-chart"), points,
@@ -194,6 +218,8 @@
     renderQueues(data);
     renderAlerts(data);
     renderBudget(data);
+    renderSpend(data);
+    setField("flagged.count", count(data.flagged_jobs));
     renderCharts(data);
     document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
   }
@@ -201,6 +227,7 @@
   async function refresh() {
     try {
       render(await fetchJson("/admin/api/overview"));
+      if (state.tab === "overview") await loadFlagged();
       document.getElementById("offline").hidden = true;
       if (state.tab === "jobs" && state.jobsCursor === null) await loadJobs(false);
     } catch (error) {
@@ -266,7 +293,7 @@
       stamp(t.at), withNode(pill(t.state)), t.rule, t.summary,
     )) : [emptyRow(4, "no alert has fired yet")]);
     fill("rules-table", data.rules.map((r) => row(
-      r.name, String(r.threshold ?? r.threshold_s ?? "—"), count(r.checks),
+      r.name, String(r.threshold ?? r.threshold_s ?? r.budget_usd ?? "—"), count(r.checks),
     )));
   }
 

@@ -91,6 +91,8 @@ def admin_body(app: web.Application, now: float, snapshot: StatsSnapshot) -> dic
             "workers": _workers(app, now),
             "queues": _queues(app),
             "alerts": {"active": app[keys.ALERTS].active},
+            "spend": app[keys.CHECKER].spend,
+            "flagged_jobs": app[keys.CHECKER].flagged,
         }
     )
 

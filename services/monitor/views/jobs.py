@@ -1,21 +1,23 @@
-"""Recent jobs, newest first: filter by status and tier, keyset cursor, bounded page size."""
+"""Recent jobs, newest first: filter by status and tier, keyset cursor, bounded page size; and the flagged ones."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from services.monitor import keys
+from services.monitor.aggregation.flagged import MAX_FLAGGED, recent_flagged
 from shared.domain import JobStatus, Tier
 from shared.errors import InvalidField
 from shared.jobs import Job, list_jobs
 
 MAX_PAGE = 100
+QueryT = TypeVar("QueryT", bound=BaseModel)
 
 
 class JobQuery(BaseModel):
@@ -27,9 +29,15 @@ class JobQuery(BaseModel):
     limit: int = Field(default=25, ge=1, le=MAX_PAGE)
 
 
-def _query(request: web.Request) -> JobQuery:
+class FlaggedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=MAX_FLAGGED, ge=1, le=MAX_FLAGGED)
+
+
+def _query(request: web.Request, model: type[QueryT]) -> QueryT:
     try:
-        return JobQuery.model_validate(dict(request.query))
+        return model.model_validate(dict(request.query))
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
@@ -61,9 +69,16 @@ def _row(job: Job) -> dict[str, Any]:
 
 
 async def recent(request: web.Request) -> web.Response:
-    query = _query(request)
+    query = _query(request, JobQuery)
     page = await list_jobs(
         request.app[keys.POOL], status=query.status, tier=query.tier, cursor=query.cursor, limit=query.limit
     )
     body = {"jobs": [_row(job) for job in page.jobs], "next_cursor": page.next_cursor, "limit": query.limit}
     return web.json_response(to_jsonable_python(body))
+
+
+async def flagged(request: web.Request) -> web.Response:
+    """The structure guard's latest flags, succeeded (delivered flagged) or failed, newest first."""
+    query = _query(request, FlaggedQuery)
+    found = await recent_flagged(request.app[keys.POOL], limit=query.limit)
+    return web.json_response(to_jsonable_python({"jobs": found, "limit": query.limit}))
