@@ -10,16 +10,11 @@ tree or one painted-over window is a local change, and an average over the frame
 
 from __future__ import annotations
 
-import io
-import math
-import struct
-
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
-from shared.errors import UnsupportedImage
-from shared.imaging import DEFAULT_MAX_PIXELS, open_image, sniff_format, upright
+from shared.imaging import DEFAULT_MAX_PIXELS, Draft, open_image, upright
 
 Plane = npt.NDArray[np.float32]
 
@@ -43,8 +38,6 @@ _C2 = np.float32(0.1)
 # 5 x 5 blocks of 8 px and so a block apart: near a sliding window's worst region, at a fraction of its cost.
 _BLOCK = 8
 _SPAN = 5
-# What Pillow raises on a broken file (open_image's list); all of them mean "not an image we accept".
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
 
 # Halfway across the gap on the tuning set of tests/worker/structure_pairs.py (`python -m
 # bench.structure_tuning`), rounded: the lowest score an allowed edit got there is 0.840 (the local
@@ -74,41 +67,11 @@ def common_size(size: tuple[int, int]) -> tuple[int, int]:
 
 def _luminance(data: bytes, max_pixels: int) -> Image.Image:
     """Upright 8-bit luminance, decoded no larger than needed for the common size."""
-    image = _decode_jpeg_reduced(data, max_pixels) if sniff_format(data[:16]) == "JPEG" else None
-    image = upright(image or open_image(data, max_pixels=max_pixels))
+    image = upright(open_image(data, max_pixels=max_pixels, draft=Draft("L", COMMON_LONG_EDGE)))
     if image.mode.startswith("I"):
         # 16-bit greyscale PNGs: convert("L") would clip them to white instead of scaling.
         return Image.fromarray((np.asarray(image, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
     return image if image.mode == "L" else image.convert("L")
-
-
-def _decode_jpeg_reduced(data: bytes, max_pixels: int) -> Image.Image:
-    # open_image decodes at full size; libjpeg can decode at 1/2, 1/4 or 1/8 scale, and luminance
-    # only, which is most of the guard's saving on a phone photo. The same checks, before any pixel.
-    try:
-        image = Image.open(io.BytesIO(data), formats=["JPEG"])
-    except Image.DecompressionBombError as exc:
-        raise _too_many_pixels(str(exc)) from exc
-    except _DECODE_ERRORS as exc:
-        raise _corrupt(exc) from exc
-    width, height = image.size
-    if width * height > max_pixels:
-        raise _too_many_pixels(f"{width}x{height} is more than {max_pixels} pixels")
-    scale = COMMON_LONG_EDGE / max(width, height)
-    image.draft("L", (math.ceil(width * scale), math.ceil(height * scale)))
-    try:
-        image.load()
-    except _DECODE_ERRORS as exc:
-        raise _corrupt(exc) from exc
-    return image
-
-
-def _too_many_pixels(detail: str) -> UnsupportedImage:
-    return UnsupportedImage(f"image too large: {detail}", field="file", code="too_many_pixels")
-
-
-def _corrupt(exc: BaseException) -> UnsupportedImage:
-    return UnsupportedImage(f"JPEG image is truncated or corrupt: {exc}", field="file", code="corrupt_image")
 
 
 def _plane(image: Image.Image, size: tuple[int, int]) -> Plane:
