@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from shared.db import Queryable
+from shared.pagination import decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,33 @@ async def get_asset(connection: Queryable, asset_id: uuid.UUID, *, owner: str | 
         "SELECT * FROM assets WHERE id = $1 AND ($2::text IS NULL OR owner = $2)", asset_id, owner
     )
     return Asset.from_record(record) if record else None
+
+
+@dataclass(frozen=True)
+class AssetPage:
+    assets: list[Asset]
+    next_cursor: str | None
+
+
+async def list_assets(connection: Queryable, *, owner: str, cursor: str | None = None, limit: int = 25) -> AssetPage:
+    """The owner's assets, newest first, keyset-paginated on (created_at, id) so pages stay stable under
+    uploads; idx_assets_owner_created serves the owner and the order, id only breaks ties."""
+    after = decode_cursor(cursor) if cursor else None
+    records = await connection.fetch(
+        """
+        SELECT * FROM assets
+        WHERE owner = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $4
+        """,
+        owner,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+    assets = [Asset.from_record(record) for record in records[:limit]]
+    last = assets[-1] if len(records) > limit else None
+    return AssetPage(assets, encode_cursor(last.created_at, last.id) if last else None)
 
 
 async def recorded_keys(connection: Queryable, keys: Sequence[str]) -> set[str]:

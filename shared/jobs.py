@@ -4,7 +4,6 @@ State changes live in shared/jobstate.py."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +14,10 @@ import asyncpg
 
 from shared.db import Queryable
 from shared.domain import JobStatus, Style, Tier
-from shared.errors import InvalidField
 from shared.events import EventType
 from shared.messages import OutgoingMessage
 from shared.outbox import OUTBOX_COLUMNS, Staged, outbox_arguments
+from shared.pagination import decode_cursor, encode_cursor
 from shared.sql import Parameters
 
 
@@ -232,37 +231,6 @@ class Page:
     next_cursor: str | None
 
 
-# A cursor is at most this long (ours are about 90 characters), and names a time in this range: the
-# bounds keep a forged one from reaching PostgreSQL as a date it cannot represent.
-MAX_CURSOR_LENGTH = 200
-CURSOR_YEARS = range(2000, 2200)
-
-
-def encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) a cursor from encode_cursor names; anything encode_cursor could not have
-    written (other padding, alphabets, separators, time or UUID spellings, naive or absurd times) is a 422."""
-    try:
-        if len(cursor) > MAX_CURSOR_LENGTH:
-            raise ValueError("too long")
-        text = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True).decode("ascii")
-        created_text, job_text = text.split("|")
-        created, job_id = datetime.fromisoformat(created_text), uuid.UUID(job_text)
-    except (ValueError, UnicodeError) as error:  # binascii.Error is a ValueError
-        raise _forged() from error
-    canonical = created.tzinfo is not None and created.year in CURSOR_YEARS
-    if not canonical or (created.isoformat(), str(job_id)) != (created_text, job_text):
-        raise _forged()
-    return created, job_id
-
-
-def _forged() -> InvalidField:
-    return InvalidField("cursor is not one this API issued", field="cursor")
-
-
 async def list_jobs(
     connection: Queryable,
     *,
@@ -292,4 +260,5 @@ async def list_jobs(
         owner,
     )
     jobs = [Job.from_record(record) for record in records[:limit]]
-    return Page(jobs, encode_cursor(jobs[-1]) if len(records) > limit else None)
+    last = jobs[-1] if len(records) > limit else None
+    return Page(jobs, encode_cursor(last.created_at, last.id) if last else None)

@@ -47,6 +47,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             broker(settings, name="luster-api"),
             resources.outbox_relay,
             resources.moderation,
+            resources.job_watch,
         ]
     )
     setup_routes(app)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,10 +15,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Header:
-    """A header every success answer of a route carries."""
+    """A header the success answers of a route carry: every one, or only some (`required=False`)."""
 
     name: str
     description: str
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,24 @@ class Endpoint:
     # The per-key request budget it spends (services/api/limits.py), if any.
     limit: Literal["uploads", "jobs"] | None = None
     tags: tuple[str, ...] = ("jobs",)
+
+
+def router_path(path: str, paths: Collection[str]) -> str:
+    """`path` as the router matches it: a parameter never takes the name of a fixed sibling segment.
+
+    `/assets/uploads` is no `/assets/{asset_id}`: without this both match it, and its 405 would list GET in
+    `Allow`, a method the document never gave that path.
+    """
+    segments = path.split("/")
+    for index, segment in enumerate(segments):
+        name = re.fullmatch(r"{(\w+)}", segment)
+        siblings = sorted({other.split("/")[index] for other in paths if _sibling(other.split("/"), segments, index)})
+        if name and siblings:
+            taken = "|".join(re.escape(sibling) for sibling in siblings)
+            segments[index] = f"{{{name[1]}:(?!(?:{taken})(?:/|$))[^/]+}}"
+    return "/".join(segments)
+
+
+def _sibling(other: list[str], segments: list[str], index: int) -> bool:
+    """`other` is as long, shares the segments before `index`, and has a fixed one at it."""
+    return len(other) == len(segments) and other[:index] == segments[:index] and "{" not in other[index]

@@ -11,6 +11,7 @@ from services.api.openapi import Document
 from services.api.settings import ApiSettings
 from services.api.uploads import DecodeLimits
 from shared.http import resources
+from shared.jobwatch import JobWatch
 from shared.storage import Store
 
 SETTINGS = web.AppKey("settings", ApiSettings)
@@ -20,6 +21,7 @@ UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
 MODERATOR = web.AppKey("moderator", Moderator)
+JOB_WATCH = web.AppKey("job_watch", JobWatch)
 # Built once by create_app from the route table; /openapi.json serves it.
 OPENAPI = web.AppKey("openapi", Document)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).

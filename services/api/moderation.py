@@ -1,9 +1,10 @@
 """Refusing abusive prompts before they cost anything: OpenAI's moderation endpoint, when configured.
 
-With `MODERATION=openai` every new job's prompt is checked at submission, before its photo is stored;
-a flagged prompt is a 422 `prompt_refused` naming the categories, and nothing is written. OpenAI does
-not bill moderation. When the endpoint does not answer in time the prompt goes through, logged: the
-image API runs its own safety system behind ours, and an outage there must not stop every customer.
+With `MODERATION=openai` every new job's prompt is checked at submission, before its photo is stored
+(a job that names a style may send none: then there is nothing to check); a flagged prompt is a 422
+`prompt_refused` naming the categories, and nothing is written. OpenAI does not bill moderation. When
+the endpoint does not answer in time the prompt goes through, logged: the image API runs its own safety
+system behind ours, and an outage there must not stop every customer.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class OpenAIModeration:
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=1)
 
     async def check(self, prompt: str) -> None:
+        if not prompt:  # a job that names a style may send no words: nothing to refuse, no call to wait for
+            return
         try:
             answer = await self._client.moderations.create(model=self.model, input=prompt)
         except openai.OpenAIError as error:

@@ -170,7 +170,7 @@ def _success(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _header(header: Header) -> dict[str, Any]:
-    return {"description": header.description, "required": True, "schema": {"type": "string"}}
+    return {"description": header.description, "required": header.required, "schema": {"type": "string"}}
 
 
 def _statuses(endpoint: Endpoint) -> list[int]:

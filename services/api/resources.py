@@ -12,6 +12,7 @@ from aiohttp import web
 from services.api import keys
 from services.api.moderation import moderator_for
 from shared import fairshare, outbox
+from shared.jobwatch import JobWatch
 from shared.storage import open_stores
 
 
@@ -44,3 +45,12 @@ async def moderation(app: web.Application) -> AsyncIterator[None]:
     app[keys.MODERATOR] = moderator_for(app[keys.SETTINGS])
     yield
     await app[keys.MODERATOR].aclose()
+
+
+async def job_watch(app: web.Application) -> AsyncIterator[None]:
+    """The LISTEN connection that ends `Prefer: wait` when a job finishes (services/api/waiting.py)."""
+    watch = JobWatch(str(app[keys.SETTINGS].database_url.get_secret_value()))
+    await watch.start()
+    app[keys.JOB_WATCH] = watch
+    yield
+    await watch.close()

@@ -6,9 +6,11 @@ import aiohttp_cors
 from aiohttp import web
 
 from services.api import keys
-from services.api.endpoint import Endpoint, Handler, Header
+from services.api.endpoint import Endpoint, Handler, Header, router_path
 from services.api.schemas import (
     AssetEnvelope,
+    AssetListQuery,
+    AssetPage,
     DirectUploadEnvelope,
     HealthOut,
     JobCreate,
@@ -16,15 +18,24 @@ from services.api.schemas import (
     JobHeaders,
     JobListQuery,
     JobPage,
+    WaitHeaders,
 )
 from services.api.views import assets, jobs, system
 
 # A browser may send these on a cross-origin call, and read these back.
-CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
-CORS_EXPOSED = ("Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Prefer")
+CORS_EXPOSED = (
+    "Location",
+    "Preference-Applied",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
 CORS_MAX_AGE_S = 600
 ASSET_LOCATION = Header("Location", "The asset's path: `/assets/{asset_id}`")
 JOB_LOCATION = Header("Location", "The job's path, where its status is read: `/jobs/{job_id}`")
+WAIT_APPLIED = Header("Preference-Applied", "`wait=N` when the request asked to wait", required=False)
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -40,6 +51,25 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 413, 415, 422),
         tags=("assets",),
         limit="uploads",
+    ),
+    Endpoint(
+        "GET",
+        "/assets",
+        assets.list_assets,
+        "List your assets, newest first",
+        query=AssetListQuery,
+        response=AssetPage,
+        errors=(422,),
+        tags=("assets",),
+    ),
+    Endpoint(
+        "GET",
+        "/assets/{asset_id}",
+        assets.get_asset,
+        "Read an asset",
+        response=AssetEnvelope,
+        errors=(404, 422),
+        tags=("assets",),
     ),
     Endpoint(
         "POST",
@@ -74,7 +104,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=JobCreate,
         headers=JobHeaders,
         response=JobEnvelope,
-        response_headers=(JOB_LOCATION,),
+        response_headers=(JOB_LOCATION, WAIT_APPLIED),
         upload=True,
         file_replaces="asset_id",
         errors=(400, 403, 404, 409, 413, 415, 422),
@@ -83,7 +113,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET", "/jobs", jobs.list_jobs, "List jobs, newest first", query=JobListQuery, response=JobPage, errors=(422,)
     ),
-    Endpoint("GET", "/jobs/{job_id}", jobs.get_job, "Read a job", response=JobEnvelope, errors=(404, 422)),
+    Endpoint(
+        "GET",
+        "/jobs/{job_id}",
+        jobs.get_job,
+        "Read a job (with `Prefer: wait=N`, once it has finished or after N seconds)",
+        headers=WaitHeaders,
+        response=JobEnvelope,
+        response_headers=(WAIT_APPLIED,),
+        errors=(404, 422),
+    ),
     Endpoint(
         "GET",
         "/jobs/{job_id}/output",
@@ -122,8 +161,9 @@ UNDOCUMENTED: tuple[tuple[str, str, Handler], ...] = (
 
 def setup_routes(app: web.Application) -> None:
     """Every route, with CORS for the allowed origins; the handlers anyone may call; the limited ones."""
+    paths = [endpoint.path for endpoint in ENDPOINTS]
     for endpoint in ENDPOINTS:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        app.router.add_route(endpoint.method, router_path(endpoint.path, paths), endpoint.handler)
     for method, path, handler in UNDOCUMENTED:
         app.router.add_route(method, path, handler)
     _allow_origins(app, app[keys.SETTINGS].cors_allowed_origins)

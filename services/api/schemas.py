@@ -7,13 +7,15 @@ import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.assets import Asset
 from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job
+from shared.progress import Progress
 
 PROMPT_MAX_LENGTH = 1000
 # At least one character clean_prompt keeps: not white space (Python's, spelled out: JSON Schema's `\s`
@@ -25,7 +27,7 @@ _INVISIBLE = (
 )
 PROMPT_PATTERN = rf"[^{_INVISIBLE}]"
 _INVISIBLE_CHARACTER = re.compile(rf"[{_INVISIBLE}]")
-# Cursors are URL-safe base64 (shared/jobs.py encode_cursor); only one the API issued names a page.
+# Cursors are URL-safe base64 (shared/pagination.py encode_cursor); only one the API issued names a page.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
 CURSOR_MAX_LENGTH = 512
 # Visible ASCII only; services/api/app.py HEADER_RULES refuses anything else before a handler runs.
@@ -50,19 +52,41 @@ def _space_or_nothing(match: re.Match[str]) -> str:
     return " " if match.group().isspace() else ""
 
 
+def _undocumented_default(schema: dict[str, Any]) -> None:
+    # An omitted prompt is stored as "", which no client may send: documenting it as the default would say it may.
+    schema.pop("default", None)
+
+
+def _cursor_field() -> Any:
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page, as it was given; any other value is a 422.",
+    )
+
+
 class JobCreate(BaseModel):
     """A job request; multipart form fields and JSON bodies validate the same way."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # A style's preset is a whole brief on its own: a job that names one may leave the prompt out.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"anyOf": [{"required": ["prompt"]}, {"required": ["style"]}]},
+    )
 
     asset_id: uuid.UUID | None = Field(
         default=None, description="An uploaded asset; omit it when sending `file` inline."
     )
     prompt: str = Field(
+        default="",
         min_length=1,
         max_length=PROMPT_MAX_LENGTH,
         pattern=PROMPT_PATTERN,
-        description="What to enhance, in words: at least one visible character.",
+        description="What to enhance, in words: at least one visible character. Optional when `style` is sent.",
+        json_schema_extra=_undocumented_default,
     )
     tier: Tier = Tier.FREE
     style: Style = Style.DEFAULT
@@ -71,6 +95,14 @@ class JobCreate(BaseModel):
     @classmethod
     def _cleaned(cls, prompt: str) -> str:
         return clean_prompt(prompt)
+
+    @model_validator(mode="after")
+    def _prompt_or_style(self) -> JobCreate:
+        if not self.model_fields_set & {"prompt", "style"}:
+            missing = PydanticCustomError("missing", "required unless the job names a style")
+            detail = InitErrorDetails(type=missing, loc=("prompt",), input=None)
+            raise ValidationError.from_exception_data(type(self).__name__, [detail])
+        return self
 
 
 class AssetOut(BaseModel):
@@ -99,6 +131,18 @@ class AssetEnvelope(BaseModel):
     asset: AssetOut
 
 
+class AssetPage(BaseModel):
+    assets: list[AssetOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class AssetListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cursor: str | None = _cursor_field()
+    limit: int = Field(default=25, ge=1, le=100)
+
+
 class DirectUploadOut(BaseModel):
     """Where to send the photo: POST `url` as multipart/form-data with every field of `fields`, then `file`."""
 
@@ -119,6 +163,34 @@ class DirectUploadEnvelope(BaseModel):
 class JobError(BaseModel):
     code: str
     message: str
+
+
+class JobAttempt(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int = Field(description="1 for the first attempt, counting takeovers and retries.")
+    started_at: datetime
+    ended_at: datetime | None = Field(description="Null while the attempt runs.")
+    worker_id: str | None = Field(description="The worker that ran it.")
+    outcome: Literal["succeeded", "failed", "retrying", "lost"] | None = Field(
+        description="How it ended: `retrying` queued the job again, `lost` means its worker vanished and another "
+        "took the job over; null while it runs."
+    )
+    error_code: str | None = Field(description="Why a failed or retrying attempt ended so.")
+
+
+class JobTimings(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    queue_wait_s: float | None = Field(
+        description="Seconds from submission to the first start (a retry's later wait is not counted); "
+        "null until the job has started."
+    )
+    processing_s: float | None = Field(
+        description="Seconds spent processing, summed over the attempts that have ended; null until one has."
+    )
+    total_s: float | None = Field(description="Seconds from submission to completion; null until the job is done.")
+    attempts: list[JobAttempt] = Field(description="Every attempt, oldest first.")
 
 
 class JobOut(BaseModel):
@@ -146,9 +218,20 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    queue_position: int | None = Field(
+        default=None,
+        description="Jobs of its tier that will start before it while it is queued, 0 while it runs; null once "
+        "it is done, and in lists.",
+    )
+    eta_seconds: float | None = Field(
+        default=None,
+        description="Estimated seconds until it is done, from its tier's recent queue throughput and processing "
+        "times; null without recent history, once it is done, and in lists.",
+    )
+    timings: JobTimings | None = Field(default=None, description="Where its time went so far; null in lists.")
 
     @classmethod
-    def of(cls, job: Job, *, trace_ui_url: str | None = None) -> JobOut:
+    def of(cls, job: Job, *, trace_ui_url: str | None = None, progress: Progress | None = None) -> JobOut:
         error = JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
         done = job.status is JobStatus.SUCCEEDED
         return cls(
@@ -171,6 +254,9 @@ class JobOut(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,
+            queue_position=progress.queue_position if progress else None,
+            eta_seconds=progress.eta_seconds if progress else None,
+            timings=JobTimings.model_validate(progress.timings) if progress else None,
         )
 
 
@@ -188,13 +274,7 @@ class JobListQuery(BaseModel):
 
     status: JobStatus | None = None
     tier: Tier | None = None
-    cursor: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=CURSOR_MAX_LENGTH,
-        pattern=CURSOR_PATTERN,
-        description="`next_cursor` of the previous page, as it was given; any other value is a 422.",
-    )
+    cursor: str | None = _cursor_field()
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -208,7 +288,21 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class JobHeaders(BaseModel):
+WAIT_PREFERENCE = Field(
+    default=None,
+    alias="Prefer",
+    description="`wait=N` (N from 0 to 60): answer once the job has finished, or after N seconds, whichever "
+    "is first; the answer says `Preference-Applied: wait=N`. Other preferences are ignored (RFC 7240).",
+)
+
+
+class WaitHeaders(BaseModel):
+    """Request headers of GET /jobs/{job_id} (besides Authorization)."""
+
+    prefer: str | None = WAIT_PREFERENCE
+
+
+class JobHeaders(WaitHeaders):
     """Request headers of POST /jobs (besides Authorization)."""
 
     idempotency_key: str | None = Field(

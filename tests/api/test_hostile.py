@@ -290,7 +290,12 @@ async def test_a_hostile_request_gets_a_deliberate_4xx(api: Client, case: Hostil
 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("DELETE", "/jobs", "GET,POST"), ("PUT", f"/jobs/{UNKNOWN}", "GET"), ("GET", "/assets", "POST")],
+    [
+        ("DELETE", "/jobs", "GET,POST"),
+        ("PUT", f"/jobs/{UNKNOWN}", "GET"),
+        ("DELETE", "/assets", "GET,POST"),
+        ("GET", "/assets/uploads", "POST"),
+    ],
 )
 @pytest.mark.usefixtures("unchanged")
 async def test_a_405_says_what_is_allowed(api: Client, method: str, path: str, allow: str) -> None:

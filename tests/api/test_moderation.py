@@ -109,3 +109,15 @@ async def test_without_moderation_nothing_is_asked(
 
     assert response.status == 202
     assert moderation.calls == []
+
+
+async def test_a_job_without_a_prompt_asks_nothing(
+    api_factory: ApiFactory, moderation: FakeModeration, upload: Uploader
+) -> None:
+    api = await api_factory(**_moderated(moderation.base_url))
+    asset = await upload()
+
+    response = await api.post("/jobs", json={"asset_id": asset["id"], "style": "dusk"})
+
+    assert response.status == 202, await response.text()
+    assert moderation.calls == []

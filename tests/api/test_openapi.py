@@ -77,7 +77,10 @@ async def test_the_document_declares_bearer_keys_and_what_each_route_answers() -
         else:
             assert "429" not in responses, endpoint.path
     post_jobs = spec["paths"]["/jobs"]["post"]
-    assert [p["name"] for p in post_jobs["parameters"] if p["in"] == "header"] == ["Idempotency-Key"]
+    assert {p["name"] for p in post_jobs["parameters"] if p["in"] == "header"} == {"Idempotency-Key", "Prefer"}
+    read_job = spec["paths"]["/jobs/{job_id}"]["get"]
+    assert [p["name"] for p in read_job["parameters"] if p["in"] == "header"] == ["Prefer"]
+    assert read_job["responses"]["200"]["headers"]["Preference-Applied"]["required"] is False
     assert "403" in post_jobs["responses"]
     assert "307" in spec["paths"]["/jobs/{job_id}/output"]["get"]["responses"]
 
@@ -94,7 +97,8 @@ async def test_the_job_bodies_require_exactly_what_the_server_requires(
 ) -> None:
     body = document(ENDPOINTS, version="test")["paths"]["/jobs"]["post"]["requestBody"]["content"]
     as_json, as_form = body["application/json"]["schema"], body["multipart/form-data"]["schema"]
-    assert {"asset_id", "prompt"} <= set(as_json["required"]) and as_json["additionalProperties"] is False
+    assert "asset_id" in as_json["required"] and as_json["additionalProperties"] is False
+    assert as_json["anyOf"] == as_form["anyOf"] == [{"required": ["prompt"]}, {"required": ["style"]}]
     assert as_json["properties"]["asset_id"] == {**as_json["properties"]["asset_id"], "type": "string"}
     assert as_form["oneOf"] == [{"required": ["asset_id"]}, {"required": ["file"]}]
     assert as_form["additionalProperties"] is False
@@ -109,6 +113,9 @@ async def test_the_job_bodies_require_exactly_what_the_server_requires(
         await api.post("/jobs", data=job_form({"asset_id": asset["id"], "prompt": "Brighter"}, file=photo)),
         await api.post("/jobs", data=job_form({"asset_id": asset["id"], "prompt": "Brighter", "colour": "red"})),
         await api.post("/jobs", json={"asset_id": asset["id"], "prompt": " \u3000\x1c "}),
+        await api.post("/jobs", json={"asset_id": asset["id"], "tier": "free"}),
+        await api.post("/jobs", data=job_form({"asset_id": asset["id"]})),
+        await api.get("/assets", params={"cursor": "not a cursor"}),
         await api.get("/jobs", params={"cursor": "not a cursor"}),
     ]
 

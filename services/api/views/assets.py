@@ -1,4 +1,5 @@
-"""Asset endpoints: upload an original photo through the api, or straight to the store and then complete it."""
+"""Asset endpoints: upload an original photo (through the api, or straight to the store and then complete it),
+read one, list them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,26 @@ import uuid
 from aiohttp import web
 
 from services.api import direct, keys
-from services.api.bodies import read_form
-from services.api.schemas import AssetEnvelope, AssetOut, DirectUploadEnvelope, DirectUploadOut
+from services.api.bodies import parse_model, read_form
+from services.api.schemas import (
+    AssetEnvelope,
+    AssetListQuery,
+    AssetOut,
+    AssetPage,
+    DirectUploadEnvelope,
+    DirectUploadOut,
+)
 from services.api.uploads import store_asset
+from shared import assets
 from shared.assets import Asset
-from shared.errors import InvalidField, MalformedBody
+from shared.errors import InvalidField, MalformedBody, NotFound
+
+
+def asset_id_from(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["asset_id"])
+    except ValueError as error:
+        raise InvalidField("asset id is not a UUID", field="asset_id") from error
 
 
 def _respond(asset: Asset, status: int) -> web.Response:
@@ -57,10 +73,7 @@ async def offer_upload(request: web.Request) -> web.Response:
 
 async def complete_upload(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    try:
-        asset_id = uuid.UUID(request.match_info["asset_id"])
-    except ValueError as error:
-        raise InvalidField("asset id is not a UUID", field="asset_id") from error
+    asset_id = asset_id_from(request)
     asset, created = await direct.complete(
         request.app[keys.POOL],
         request.app[keys.UPLOADS],
@@ -71,3 +84,21 @@ async def complete_upload(request: web.Request) -> web.Response:
         limits=request.app[keys.DECODES],
     )
     return _respond(asset, 201 if created else 200)
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    """The caller's asset; a direct upload is one only once completed (until then it has no row)."""
+    asset_id = asset_id_from(request)
+    asset = await assets.get_asset(request.app[keys.POOL], asset_id, owner=request[keys.CALLER].owner)
+    if asset is None:  # another owner's asset is as missing as one never made
+        raise NotFound(f"asset {asset_id} does not exist", field="asset_id")
+    return web.json_response(text=AssetEnvelope(asset=AssetOut.of(asset)).model_dump_json())
+
+
+async def list_assets(request: web.Request) -> web.Response:
+    query = parse_model(AssetListQuery, dict(request.query))
+    page = await assets.list_assets(
+        request.app[keys.POOL], owner=request[keys.CALLER].owner, cursor=query.cursor, limit=query.limit
+    )
+    body = AssetPage(assets=[AssetOut.of(asset) for asset in page.assets], next_cursor=page.next_cursor)
+    return web.json_response(text=body.model_dump_json())

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from services.api import keys
+from services.api import keys, waiting
 from services.api.bodies import parse_model, read_form, read_json
 from services.api.files import file_response
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import Idempotency, find_replay, fingerprint, submit
 from services.api.uploads import Upload, store_asset
-from shared import fairshare, jobs, jobstate, outbox
+from shared import fairshare, jobs, jobstate, outbox, progress
 from shared.broker import event_message
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
@@ -46,9 +47,24 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-def _respond(job: Job, status: int) -> web.Response:
+def _respond(job: Job, status: int, *, wait_s: int | None = None) -> web.Response:
     body = JobEnvelope(job=JobOut.of(job)).model_dump_json()
-    return web.json_response(text=body, status=status, headers={"Location": f"/jobs/{job.id}"})
+    headers = {"Location": f"/jobs/{job.id}", **(waiting.applied(wait_s) if wait_s is not None else {})}
+    return web.json_response(text=body, status=status, headers=headers)
+
+
+async def _finished(request: web.Request, job: Job, wait_s: int | None) -> Job:
+    """`job`, or with `Prefer: wait`, the same job once it has finished or the wait is over."""
+    if wait_s is None:
+        return job
+
+    async def load() -> Job:
+        found = await jobs.get_job(request.app[keys.POOL], job.id, owner=request[keys.CALLER].owner)
+        if found is None:  # deleted while we waited (retention): what we had is the last word
+            return job
+        return found
+
+    return await waiting.until_finished(request.app[keys.JOB_WATCH], job.id, load, wait_s)
 
 
 async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload | None) -> web.Response:
@@ -59,9 +75,10 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
     if upload is not None and job_request.asset_id is not None:
         raise InvalidField("send either asset_id or file, not both", field="asset_id")
     print_ = fingerprint(job_request, file_sha256=upload.sha256 if upload else None)
+    wait_s = waiting.preferred_wait(request)  # a bad preference must not leave a job behind
     replay = await find_replay(pool, idempotency, print_)
     if replay is not None:
-        return _respond(replay, 202)
+        return _respond(await _finished(request, replay, wait_s), 202, wait_s=wait_s)
     await request.app[keys.MODERATOR].check(job_request.prompt)
     if upload is not None:
         request[keys.ALLOWANCE].require_bytes(upload.size)
@@ -77,7 +94,7 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
         print_=print_,
         fair_share_cap=settings.fair_share_queued,
     )
-    return _respond(submission.job, 202)
+    return _respond(await _finished(request, submission.job, wait_s), 202, wait_s=wait_s)
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -96,8 +113,17 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = JobOut.of(await load_job(request), trace_ui_url=request.app[keys.SETTINGS].trace_ui_url)
-    return web.json_response(text=JobEnvelope(job=job).model_dump_json())
+    wait_s = waiting.preferred_wait(request)
+    if wait_s is None:
+        found, headers = await load_job(request), {}
+    else:
+        watch = request.app[keys.JOB_WATCH]
+        found = await waiting.until_finished(watch, job_id_from(request), functools.partial(load_job, request), wait_s)
+        headers = waiting.applied(wait_s)
+    # Where it stands (queue place, ETA, timings): a few small queries the list does without.
+    standing = await progress.progress(request.app[keys.POOL], found)
+    job = JobOut.of(found, trace_ui_url=request.app[keys.SETTINGS].trace_ui_url, progress=standing)
+    return web.json_response(text=JobEnvelope(job=job).model_dump_json(), headers=headers)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
