@@ -48,7 +48,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
-	$(VENV)/bin/mypy shared services tests bench
+	$(VENV)/bin/mypy shared services tests bench client
 
 bench: venv services migrate valgrind
 	$(PY) -m bench

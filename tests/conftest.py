@@ -105,6 +105,14 @@ def s3_env(s3_endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    """Where the processes a test starts write their logs (shown when it fails)."""
+    path = tmp_path / "logs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def storage_dirs(tmp_path: Path) -> tuple[Path, Path]:
     uploads, outputs = tmp_path / "uploads", tmp_path / "outputs"
     uploads.mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +15,3 @@ async def empty_database() -> AsyncIterator[str]:
     """As on a first deploy: the pre-deploy command has to create the database and its schema."""
     async with scratch_database(DATABASE_URL, "deploy") as dsn:
         yield dsn
-
-
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "logs"
-    path.mkdir()
-    return path

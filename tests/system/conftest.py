@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,13 +22,6 @@ def photo() -> bytes:
 async def api_key(pool: asyncpg.Pool) -> dict[str, str]:
     """The Authorization header of a key in the test's database, for clients of api processes."""
     return await bearer(pool)
-
-
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "logs"
-    path.mkdir()
-    return path
 
 
 async def submit_job(

@@ -1,0 +1,23 @@
+"""Luster's Python client: `AsyncLuster` (aiohttp), `Luster` (the same, blocking) and the models they return."""
+
+from luster_client.client import AsyncLuster
+from luster_client.config import Config
+from luster_client.errors import ApiError, ConfigError, LusterClientError, TransportError
+from luster_client.models import Asset, Job, JobPage, JobStatus, Style, Tier
+from luster_client.sync import Luster
+
+__all__ = [
+    "ApiError",
+    "Asset",
+    "AsyncLuster",
+    "Config",
+    "ConfigError",
+    "Job",
+    "JobPage",
+    "JobStatus",
+    "Luster",
+    "LusterClientError",
+    "Style",
+    "Tier",
+    "TransportError",
+]

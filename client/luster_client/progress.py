@@ -1,0 +1,64 @@
+"""The one progress line a `luster submit --wait` run redraws on stderr."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TextIO
+
+from luster_client.models import Job
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    done: int
+    failed: int
+    eta_s: float | None  # the longest estimate among the unfinished jobs: they run side by side
+
+    @property
+    def waiting(self) -> int:
+        return self.total - self.done - self.failed
+
+    def line(self) -> str:
+        eta = "" if not self.waiting else f", ETA {math.ceil(self.eta_s)} s" if self.eta_s is not None else ", ETA ?"
+        return f"{self.done}/{self.total} done, {self.failed} failed, {self.waiting} waiting{eta}"
+
+
+def count(jobs: Iterable[Job]) -> Counts:
+    listed = list(jobs)
+    etas = [job.eta_seconds for job in listed if not job.finished and job.eta_seconds is not None]
+    return Counts(
+        total=len(listed),
+        done=sum(job.status == "succeeded" for job in listed),
+        failed=sum(job.status in ("failed", "canceled") for job in listed),
+        eta_s=max(etas) if etas else None,
+    )
+
+
+class Progress:
+    """Redraws one line on a terminal; elsewhere (a log, a pipe) writes a line only when it changes."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = ""
+
+    def show(self, text: str) -> None:
+        if text == self._last:
+            return
+        self._last = text
+        self.stream.write(f"\r\x1b[2K{text}" if self.tty else f"{text}\n")
+        self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line of its own (a failure, a file written), above the progress line."""
+        self.stream.write(f"\r\x1b[2K{text}\n{self._last}" if self.tty and self._last else f"{text}\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
