@@ -73,6 +73,8 @@ class NewJob:
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     trace_id: str | None = None
+    # The failed job an operator retried as this one; its first history row says so.
+    retry_of: uuid.UUID | None = None
 
 
 def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_share_cap: int = 0) -> str:
@@ -92,6 +94,7 @@ def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_shar
     }
     value = {column: params.add(item) for column, item in row.items()}
     value["held"] = _over_fair_share(params, new, cap=fair_share_cap)
+    retry_of = params.add(str(new.retry_of) if new.retry_of else None)
     return f"""
     WITH job AS (
         -- Another owner's asset is as good as missing: no row, and nothing else written.
@@ -101,7 +104,8 @@ def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_shar
         RETURNING *
     ), history AS (
         INSERT INTO job_events (job_id, type, to_status, details)
-        SELECT id, {params.add(EventType.JOB_QUEUED.value)}, status, jsonb_build_object('tier', tier) FROM job
+        SELECT id, {params.add(EventType.JOB_QUEUED.value)}, status,
+               jsonb_strip_nulls(jsonb_build_object('tier', tier, 'retry_of', {retry_of}::text)) FROM job
     )
     """
 

@@ -1,24 +1,20 @@
-"""Accepting a job: idempotency, the job row and its queued event in one transaction, then the publish."""
+"""Accepting a job: idempotency, then the job row and its queued event (shared/queueing.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 
 import asyncpg
 from opentelemetry import trace
 
 from services.api.schemas import JobCreate
-from shared import jobs, outbox
-from shared.broker import Broker, event_message
+from shared import jobs, queueing
+from shared.broker import Broker
 from shared.errors import Conflict, InvalidField, NotFound
-from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
-from shared.messages import OutgoingMessage
 from shared.telemetry.tracing import trace_id_of
-from shared.topology import queued_routing_key
 
 
 @dataclass(frozen=True)
@@ -73,30 +69,13 @@ async def submit(
     if key is not None:
         await jobs.release_expired_idempotency_key(pool, owner, key, ttl_s=idempotency.ttl_s)
     try:
-        job, staged = await _insert(pool, broker, new, fair_share_cap)
+        job = await queueing.queue_job(pool, broker, new, fair_share_cap=fair_share_cap)
     except asyncpg.UniqueViolationError:
         # Two requests with one key raced; the loser answers with the winner's job.
         replay = await find_replay(pool, idempotency, print_)
         if replay is None:
             raise
         return Submission(replay, created=False)
-    if not job.held:  # a held job's announcement waits for its release (shared/fairshare.py)
-        await outbox.flush(pool, broker, [staged])
-    return Submission(job, created=True)
-
-
-async def _insert(pool: asyncpg.Pool, broker: Broker, new: NewJob, fair_share_cap: int) -> tuple[Job, outbox.Staged]:
-    job_id = uuid.uuid4()
-    announce = _queued_message(broker, job_id, new)
-    inserted = await jobs.insert_announced_job(
-        pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
-    )
-    if inserted is None:  # no such asset, or another owner's
+    if job is None:  # no such asset, or another owner's
         raise NotFound(f"asset {new.asset_id} does not exist", field="asset_id")
-    return inserted
-
-
-def _queued_message(broker: Broker, job_id: uuid.UUID, new: NewJob) -> OutgoingMessage:
-    payload = JobQueued(asset_id=new.asset_id, tier=new.tier, style=new.style, prompt=new.prompt)
-    event = make_event(payload, job_id=job_id)
-    return event_message(event, exchange=broker.topology.events_exchange, routing_key=queued_routing_key(new.tier))
+    return Submission(job, created=True)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.monitor.views import alerts, apikeys, dashboard, health, jobs, metrics, queues
+from services.monitor.views import alerts, apikeys, dashboard, health, job, jobs, metrics, queues
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -19,7 +19,10 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin/static/{name}", dashboard.asset),
     ("GET", "/admin/api/overview", dashboard.overview),
     ("GET", "/admin/jobs", jobs.recent),
-    ("GET", "/admin/jobs/flagged", jobs.flagged),
+    ("GET", "/admin/jobs/flagged", jobs.flagged),  # before /admin/jobs/{job_id}: routes match in this order
+    ("GET", "/admin/jobs/{job_id}", job.detail),
+    ("POST", "/admin/jobs/{job_id}/cancel", job.cancel),
+    ("POST", "/admin/jobs/{job_id}/retry", job.retry),
     ("GET", "/admin/queues", queues.listing),
     ("POST", f"{DEAD_LETTERS}/requeue", queues.requeue_all),
     ("POST", f"{DEAD_LETTERS}/purge", queues.purge),

@@ -1,5 +1,5 @@
-"""The monitor's settings: the shared base plus HTTP, admin access, check cadence, alert thresholds and the
-paid engine's daily cap."""
+"""The monitor's settings: the shared base plus HTTP, admin access, check cadence, alert thresholds, the
+paid engine's daily cap and the fair share (an admin's cancel releases the owner's next held job)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import HttpServiceSettings, SecretHttpUrl, SpendSettings
+from shared.settings import FairShareSettings, HttpServiceSettings, SecretHttpUrl, SpendSettings
 
 Window = Literal["1m", "5m", "1h"]
 LatencyMetric = Literal["queue_wait", "processing", "end_to_end"]
 
 
-class MonitorSettings(HttpServiceSettings, SpendSettings):
+class MonitorSettings(HttpServiceSettings, SpendSettings, FairShareSettings):
     port: int = Field(default=8001, ge=1, le=65535)
 
     # Without a password the admin routes answer 503: never an open dashboard by accident.
@@ -37,6 +37,8 @@ class MonitorSettings(HttpServiceSettings, SpendSettings):
     rabbitmq_management_url: SecretHttpUrl | None = None
     dead_letter_peek_limit: int = Field(default=100, ge=1, le=1000)
     dashboard_refresh_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    # The job page links `<TRACE_UI_URL>/trace/<trace_id>` (Jaeger's form), as the api's GET /jobs/{id} does.
+    trace_ui_url: str | None = None
 
     alert_error_rate: float = Field(default=0.05, ge=0, le=1)
     alert_failure_rate: float = Field(default=0.10, ge=0, le=1)

@@ -124,3 +124,8 @@ def consume_span(headers: Mapping[str, Any], *, queue: str, routing_key: str, me
     ) as span:
         yield span
         span.set_attribute("luster.duration_ms", round((time.perf_counter() - started) * 1000, 2))
+
+
+def trace_link(ui_url: str | None, trace_id: str | None) -> str | None:
+    """Where a trace UI (Jaeger's URL form) shows the trace; None without a UI or a trace."""
+    return f"{ui_url.rstrip('/')}/trace/{trace_id}" if ui_url and trace_id else None

@@ -22,10 +22,20 @@ ADMIN_PATHS = (
     "/admin/api/overview",
     "/admin/jobs",
     "/admin/jobs/flagged",
+    "/admin/jobs/00000000-0000-0000-0000-000000000000",
     "/admin/queues",
     "/admin/alerts",
     "/admin/static/dashboard.js",
     "/metrics",
+)
+ADMIN_POSTS = (
+    "/admin/queues/dead-letters/requeue",
+    "/admin/queues/dead-letters/purge",
+    "/admin/queues/dead-letters/some-key/requeue",
+    "/admin/keys",
+    "/admin/keys/00000000-0000-0000-0000-000000000000/revoke",
+    "/admin/jobs/00000000-0000-0000-0000-000000000000/cancel",
+    "/admin/jobs/00000000-0000-0000-0000-000000000000/retry",
 )
 WRONG = {"Authorization": aiohttp.encode_basic_auth("admin", "not the password")}
 PURGE = "/admin/queues/dead-letters/purge"
@@ -48,6 +58,16 @@ async def test_admin_routes_challenge_without_the_right_credentials(
         assert response.headers["WWW-Authenticate"].startswith('Basic realm="luster-admin"'), path
         assert (await response.json())["error"]["code"] == "unauthorized"
     assert (await monitor.get("/admin/health", headers=ADMIN)).status == 200
+
+
+async def test_admin_posts_challenge_strangers_and_need_the_csrf_token(monitor_factory: MonitorFactory) -> None:
+    monitor = await monitor_factory(auth_max_failures=100)
+    for path in ADMIN_POSTS:
+        for headers in ({}, WRONG):
+            assert (await monitor.post(path, headers=headers)).status == 401, path
+        refused = await monitor.post(path, headers=ADMIN)
+        assert refused.status == 403, path
+        assert (await refused.json())["error"]["code"] == "csrf_failed", path
 
 
 async def test_without_a_password_admin_refuses_never_opens(monitor_factory: MonitorFactory) -> None:

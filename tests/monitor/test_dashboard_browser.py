@@ -86,7 +86,7 @@ async def test_dashboard_renders_agrees_with_the_json_and_updates(
     await expect(page.locator('[data-field="spend.budget"]')).to_have_text("no cap")
     assert await field(page, "spend.today") == "$0.00"
 
-    await run_job(tier="premium")
+    premium = await run_job(tier="premium")
     await expect(page.locator('[data-field="jobs.succeeded"]').first).to_have_text("55", timeout=15_000)
     shot = tmp_path / "dashboard.png"
     await page.screenshot(path=str(shot), full_page=True)
@@ -98,5 +98,13 @@ async def test_dashboard_renders_agrees_with_the_json_and_updates(
     assert "empty" in await page.locator("#dead-table").inner_text()
     await page.click('a[data-tab="jobs"]')
     await expect(page.locator("#jobs-table tbody tr")).to_have_count(25)
+    job_id = premium["id"]
+    await page.click(f'#jobs-table a[href="#jobs/{job_id}"]')
+    await expect(page.locator("#job-panel")).to_be_visible()
+    await expect(page.locator("#job-timeline tbody tr")).to_have_count(3)
+    await expect(page.locator("#job-timeline")).to_contain_text("job.succeeded")
+    await expect(page.locator("#job-attempts tbody tr")).to_have_count(1)
+    await expect(page.locator('[data-field="job.kind"]')).to_have_text("premium · default")
+    assert await page.locator("#job-retry").is_hidden() and await page.locator("#job-cancel").is_hidden()
     assert errors == []
     await context.close()

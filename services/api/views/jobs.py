@@ -14,11 +14,9 @@ from services.api.files import file_response
 from services.api.schemas import JobCreate, JobEnvelope, JobListQuery, JobOut, JobPage
 from services.api.submission import Idempotency, find_replay, fingerprint, submit
 from services.api.uploads import Upload, store_asset
-from shared import fairshare, jobs, jobstate, outbox, progress
-from shared.broker import event_message
+from shared import cancellation, jobs, progress
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
-from shared.events import JobCanceled, make_event
 from shared.jobs import Job
 from shared.storage.local import LocalStore
 
@@ -154,14 +152,8 @@ async def get_output(request: web.Request) -> web.StreamResponse:
 
 async def cancel_job(request: web.Request) -> web.Response:
     job = await load_job(request)
-    pool, broker = request.app[keys.POOL], request.app[keys.BROKER]
-    async with outbox.transaction(pool, broker) as box:
-        canceled = await jobstate.cancel(box.connection, job.id)
-        if canceled is None:
-            raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
-        event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)
-        await box.stage(event_message(event, exchange=broker.topology.events_exchange, routing_key=event.type.value))
-        # Its place in the work queues goes to its owner's next held job (shared/fairshare.py).
-        cap = request.app[keys.SETTINGS].fair_share_queued
-        box.publish_after_commit(await fairshare.left_queue(box.connection, canceled, cap=cap))
+    pool, broker, cap = request.app[keys.POOL], request.app[keys.BROKER], request.app[keys.SETTINGS].fair_share_queued
+    canceled = await cancellation.cancel_job(pool, broker, job.id, fair_share_cap=cap)
+    if canceled is None:
+        raise Conflict(f"job is {job.status.value}; only a queued job can be canceled", field="job_id")
     return _respond(canceled, 200)

@@ -238,6 +238,9 @@
   }
 
   // ---- jobs -----------------------------------------------------------------------------------
+  const jobLink = (id) => Object.assign(document.createElement("a"),
+    { href: `#jobs/${id}`, className: "mono", textContent: id.slice(0, 8) });
+
   async function loadJobs(more) {
     const params = new URLSearchParams({ limit: "25" });
     const status = document.getElementById("job-status").value, tier = document.getElementById("job-tier").value;
@@ -246,7 +249,7 @@
     if (more && state.nextCursor) params.set("cursor", state.nextCursor);
     const page = await fetchJson(`/admin/jobs?${params}`);
     const rows = page.jobs.map((j) => row(
-      cell(j.id.slice(0, 8), "mono"), j.tier, j.style, withNode(pill(j.status)), cell(count(j.attempts), "num"),
+      withNode(jobLink(j.id)), j.tier, j.style, withNode(pill(j.status)), cell(count(j.attempts), "num"),
       stamp(j.created_at), cell(seconds(j.queue_wait_s), "num"), cell(seconds(j.total_s), "num"), j.error_code || "",
     ));
     const body = document.querySelector("#jobs-table tbody");
@@ -255,6 +258,55 @@
     state.nextCursor = page.next_cursor;
     document.getElementById("jobs-more").hidden = !page.next_cursor;
   }
+
+  // ---- one job: its timeline, attempts, trace, and the operator's retry and cancel ------------
+  const took = (a) => (a.ended_at ? (Date.parse(a.ended_at) - Date.parse(a.started_at)) / 1000 : null);
+
+  function renderJob(data) {
+    const j = data.job;
+    setField("job.id", j.id);
+    setField("job.owner", j.owner);
+    setField("job.kind", `${j.tier} · ${j.style}`);
+    setField("job.prompt", j.prompt);
+    setField("job.asset", j.asset_id);
+    setField("job.error", j.error_code ? `${j.error_code}: ${j.error_message || ""}` : dash);
+    document.getElementById("job-state").replaceChildren(pill(j.status));
+    const trace = document.getElementById("job-trace");
+    if (j.trace_url) {
+      trace.replaceChildren(Object.assign(document.createElement("a"),
+        { href: j.trace_url, textContent: j.trace_id, target: "_blank", rel: "noopener noreferrer" }));
+    } else trace.textContent = j.trace_id || dash;
+    fill("job-timeline", data.timeline.map((e) => row(stamp(e.at), e.type,
+      `${e.from_status || dash} → ${e.to_status || dash}`, cell(JSON.stringify(e.details), "mono preview"))));
+    const attempts = data.timings.attempts;
+    fill("job-attempts", attempts.length ? attempts.map((a) => row(cell(count(a.number), "num"),
+      cell(a.worker_id || dash, "mono"), stamp(a.started_at), stamp(a.ended_at), cell(seconds(took(a)), "num"),
+      a.outcome ? withNode(pill(a.outcome)) : "running", a.error_code || "")) : [emptyRow(7, "no attempt yet")]);
+    document.getElementById("job-retry").hidden = !data.actions.retry;
+    document.getElementById("job-cancel").hidden = !data.actions.cancel;
+  }
+
+  async function loadJob(id) {
+    document.getElementById("job-panel").hidden = false;
+    document.getElementById("job-result").textContent = "";
+    state.jobId = id;
+    try { renderJob(await fetchJson(`/admin/jobs/${encodeURIComponent(id)}`)); }
+    catch (error) { document.getElementById("job-result").textContent = `failed: ${error.message}`; }
+  }
+
+  async function jobAction(action, done) {
+    const result = document.getElementById("job-result");
+    try { done(await post(`/admin/jobs/${encodeURIComponent(state.jobId)}/${action}`)); }
+    catch (error) { result.textContent = `failed: ${error.message}`; }
+  }
+
+  document.getElementById("job-retry").addEventListener("click", () => jobAction("retry", (r) => {
+    location.hash = `#jobs/${r.job.id}`;  // the new job, whose first event names the failed one
+  }));
+  document.getElementById("job-cancel").addEventListener("click", () => {
+    if (!confirm("Cancel this queued job? Its owner sees it canceled.")) return;
+    jobAction("cancel", async () => { await loadJob(state.jobId); await loadJobs(false); });
+  });
 
   // ---- queues and dead letters ----------------------------------------------------------------
   function deadRow(m) {
@@ -337,8 +389,10 @@
   // ---- tabs -----------------------------------------------------------------------------------
   const loaders = { jobs: () => loadJobs(false), queues: loadDead, alerts: loadAlerts, keys: loadKeys };
   function showTab() {
-    const tab = (location.hash || "#overview").slice(1);
+    // `#jobs/<id>` is the jobs tab with that job's panel open.
+    const [tab, jobId] = (location.hash || "#overview").slice(1).split("/");
     state.tab = document.querySelector(`[data-section="${tab}"]`) ? tab : "overview";
+    if (state.tab === "jobs" && jobId) loadJob(jobId); else document.getElementById("job-panel").hidden = true;
     for (const section of document.querySelectorAll("[data-section]")) section.hidden = section.dataset.section !== state.tab;
     for (const link of document.querySelectorAll("[data-tab]")) link.classList.toggle("active", link.dataset.tab === state.tab);
     if (loaders[state.tab]) loaders[state.tab]().catch(() => { document.getElementById("offline").hidden = false; });

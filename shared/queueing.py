@@ -1,0 +1,43 @@
+"""Queueing a new job: its row, first history row and job.queued announcement written in one statement,
+then published, unless the job is held over its owner's fair share (its release publishes it then).
+
+The api's submissions and the monitor's retries both go through here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from shared import jobs, outbox
+from shared.broker import Broker, event_message
+from shared.events import JobQueued, make_event
+from shared.jobs import Job, NewJob
+from shared.messages import OutgoingMessage
+from shared.topology import queued_routing_key
+
+
+def queued_message(broker: Broker, job_id: uuid.UUID, new: NewJob) -> OutgoingMessage:
+    payload = JobQueued(asset_id=new.asset_id, tier=new.tier, style=new.style, prompt=new.prompt)
+    event = make_event(payload, job_id=job_id)
+    return event_message(event, exchange=broker.topology.events_exchange, routing_key=queued_routing_key(new.tier))
+
+
+async def queue_job(pool: asyncpg.Pool, broker: Broker, new: NewJob, *, fair_share_cap: int = 0) -> Job | None:
+    """The queued job; None, with nothing written, when its owner has no such asset.
+
+    Raises asyncpg.UniqueViolationError when the owner's idempotency key is taken (the caller decides
+    whose job that is).
+    """
+    job_id = uuid.uuid4()
+    announce = queued_message(broker, job_id, new)
+    inserted = await jobs.insert_announced_job(
+        pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
+    )
+    if inserted is None:
+        return None
+    job, staged = inserted
+    if not job.held:
+        await outbox.flush(pool, broker, [staged])
+    return job
