@@ -25,7 +25,13 @@ from shared.topology import Topology
 from tests.s3 import create_bucket, new_bucket_name, s3_environment, s3_server
 
 # The one harness every directory shares (pytest reads pytest_plugins only in this, the rootdir conftest).
-pytest_plugins = ("tests.harness.api", "tests.harness.broker", "tests.harness.worker", "tests.harness.monitor")
+pytest_plugins = (
+    "tests.harness.api",
+    "tests.harness.broker",
+    "tests.harness.worker",
+    "tests.harness.monitor",
+    "tests.harness.browser",
+)
 
 # A database of this run's own, so two test runs on one machine cannot drop each other's tables.
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/luster_test_{os.getpid()}")

@@ -8,6 +8,7 @@ is the JSON error shape every other refusal has, with the `Content-Range` the RF
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import hdrs, web
@@ -15,11 +16,13 @@ from aiohttp import hdrs, web
 from shared.errors import RangeNotSatisfiable
 
 
-async def file_response(request: web.Request, path: Path, content_type: str) -> web.FileResponse:
+async def file_response(
+    request: web.Request, path: Path, content_type: str, headers: Mapping[str, str] | None = None
+) -> web.FileResponse:
     if hdrs.RANGE in request.headers:
         size = (await asyncio.to_thread(path.stat)).st_size
         _require_satisfiable(request, size)
-    return web.FileResponse(path, headers={"Content-Type": content_type})
+    return web.FileResponse(path, headers={**(headers or {}), "Content-Type": content_type})
 
 
 def _require_satisfiable(request: web.Request, size: int) -> None:

@@ -3,7 +3,8 @@
 `create_app` builds it once from `routes.ENDPOINTS`. It says what the server accepts, no more: bodies
 with `additionalProperties: false` where the models forbid extras, `file` or `asset_id` (exactly one)
 on a job form, patterns on cursors and prompts, and every answer a route gives, including those of
-authentication, limits and a database outage.
+authentication, limits and a database outage. Every input but a bare file carries an example, taken from
+the models (`examples` on a field or a model), which the docs page puts in its forms.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from services.api.endpoint import Endpoint, Header
-from services.api.schemas import ErrorBody
+from services.api.schemas import EXAMPLE_ASSET_ID, EXAMPLE_JOB_ID, ErrorBody
 from shared.imaging import ALLOWED_FORMATS
 
 Document = dict[str, Any]
@@ -118,12 +119,28 @@ def _form_body(endpoint: Endpoint) -> dict[str, Any]:
     return schema
 
 
+def _media(schema: dict[str, Any], example: Any, **more: Any) -> dict[str, Any]:
+    return {"schema": schema, **more} | ({"example": example} if example is not None else {})
+
+
+def _example(model: type[BaseModel] | None) -> Any:
+    """The first of a model's `examples`, a body as a client sends it.
+
+    A form of a file alone has none: no JSON value is a photo, and a client sending the example's text as
+    the file would be refused (the docs page offers a file chooser instead).
+    """
+    if model is None:
+        return None
+    return next(iter(model.model_json_schema(by_alias=True).get("examples", ())), None)
+
+
 def _request_body(endpoint: Endpoint) -> dict[str, Any] | None:
     content: dict[str, Any] = {}
+    example = _example(endpoint.request)
     if endpoint.request is not None:
-        content["application/json"] = {"schema": _json_body(endpoint, endpoint.request)}
+        content["application/json"] = _media(_json_body(endpoint, endpoint.request), example)
     if endpoint.upload:
-        content["multipart/form-data"] = {"schema": _form_body(endpoint), "encoding": FILE_ENCODING}
+        content["multipart/form-data"] = _media(_form_body(endpoint), example, encoding=FILE_ENCODING)
     return {"required": True, "content": content} if content else None
 
 
@@ -132,14 +149,28 @@ def _model_parameters(model: type[BaseModel] | None, where: str) -> list[dict[st
         return []
     schema = _fields(model)
     return [
-        {"name": name, "in": where, "required": name in schema.get("required", ()), "schema": _non_null(prop)}
-        for name, prop in schema["properties"].items()
+        _parameter(name, where, name in schema.get("required", ()), prop) for name, prop in schema["properties"].items()
     ]
+
+
+def _parameter(name: str, where: str, required: bool, prop: dict[str, Any]) -> dict[str, Any]:
+    """A field as a parameter; its first example is the parameter's (where the docs page reads it)."""
+    schema = _non_null(prop)
+    parameter = {"name": name, "in": where, "required": required, "schema": schema}
+    if examples := schema.pop("examples", None):
+        parameter["example"] = examples[0]
+    return parameter
 
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     path = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+            "example": EXAMPLE_ASSET_ID if name == "asset_id" else EXAMPLE_JOB_ID,
+        }
         for name in re.findall(r"{(\w+)}", endpoint.path)
     ]
     return path + _model_parameters(endpoint.query, "query") + _model_parameters(endpoint.headers, "header")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp_cors
 from aiohttp import web
 
-from services.api import keys
+from services.api import docs, keys
 from services.api.endpoint import Endpoint, Handler, Header, router_path
 from services.api.schemas import (
     AssetEnvelope,
@@ -156,6 +156,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 UNDOCUMENTED: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/openapi.json", system.openapi_document),
     ("GET", "/docs", system.docs),
+    *(("GET", path, system.docs_asset) for path in docs.ASSETS),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -15,7 +15,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from shared.assets import Asset
 from shared.domain import JobStatus, Style, Tier
 from shared.jobs import Job
+from shared.pagination import encode_cursor
 from shared.progress import Progress
+from shared.telemetry.tracing import trace_link
 
 PROMPT_MAX_LENGTH = 1000
 # At least one character clean_prompt keeps: not white space (Python's, spelled out: JSON Schema's `\s`
@@ -32,6 +34,11 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
 CURSOR_MAX_LENGTH = 512
 # Visible ASCII only; services/api/app.py HEADER_RULES refuses anything else before a handler runs.
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+# The document's examples (the docs page fills its forms with them): each valid for its schema, and the
+# cursor one the server takes, a real position (schemathesis sends the examples and expects no refusal).
+EXAMPLE_ASSET_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+EXAMPLE_JOB_ID = "0b7e4f8a-9d2c-4e51-a3f6-5c8d1e2f7a90"
+EXAMPLE_CURSOR = encode_cursor(datetime(2026, 5, 1, 12, 0, tzinfo=UTC), uuid.UUID(EXAMPLE_JOB_ID))
 
 
 def clean_prompt(prompt: str) -> str:
@@ -60,6 +67,7 @@ def _undocumented_default(schema: dict[str, Any]) -> None:
 def _cursor_field() -> Any:
     return Field(
         default=None,
+        examples=[EXAMPLE_CURSOR],
         min_length=1,
         max_length=CURSOR_MAX_LENGTH,
         pattern=CURSOR_PATTERN,
@@ -74,7 +82,12 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
-        json_schema_extra={"anyOf": [{"required": ["prompt"]}, {"required": ["style"]}]},
+        json_schema_extra={
+            "anyOf": [{"required": ["prompt"]}, {"required": ["style"]}],
+            "examples": [
+                {"asset_id": EXAMPLE_ASSET_ID, "prompt": "Brighter and warmer; keep the furniture", "tier": "free"}
+            ],
+        },
     )
 
     asset_id: uuid.UUID | None = Field(
@@ -140,7 +153,7 @@ class AssetListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cursor: str | None = _cursor_field()
-    limit: int = Field(default=25, ge=1, le=100)
+    limit: int = Field(default=25, ge=1, le=100, examples=[10])
 
 
 class DirectUploadOut(BaseModel):
@@ -250,7 +263,7 @@ class JobOut(BaseModel):
             structure_score=job.structure_score,
             flagged=job.flagged,
             trace_id=job.trace_id,
-            trace_url=f"{trace_ui_url.rstrip('/')}/trace/{job.trace_id}" if trace_ui_url and job.trace_id else None,
+            trace_url=trace_link(trace_ui_url, job.trace_id),
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,
@@ -272,10 +285,10 @@ class JobPage(BaseModel):
 class JobListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: JobStatus | None = None
-    tier: Tier | None = None
+    status: JobStatus | None = Field(default=None, examples=[JobStatus.SUCCEEDED])
+    tier: Tier | None = Field(default=None, examples=[Tier.PREMIUM])
     cursor: str | None = _cursor_field()
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1, le=100, examples=[10])
 
 
 class ErrorDetail(BaseModel):
@@ -291,6 +304,7 @@ class ErrorBody(BaseModel):
 WAIT_PREFERENCE = Field(
     default=None,
     alias="Prefer",
+    examples=["wait=5"],
     description="`wait=N` (N from 0 to 60): answer once the job has finished, or after N seconds, whichever "
     "is first; the answer says `Preference-Applied: wait=N`. Other preferences are ignored (RFC 7240).",
 )
@@ -311,6 +325,7 @@ class JobHeaders(WaitHeaders):
         min_length=1,
         max_length=255,
         pattern=IDEMPOTENCY_KEY_PATTERN,
+        examples=["listing-4217-photo-3"],
         description="Send the same key again to get the first job back instead of a second one (per key owner).",
     )
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Client
 from tests.harness.monitor import PASSWORD, JobRunner, MonitorFactory, admin_json
@@ -18,27 +17,8 @@ from tests.monitor.seed import seed_hour
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Set to a path (docs/dashboard.png) to keep the screenshot the test takes.
 SCREENSHOT_ENV = "LUSTER_DASHBOARD_SCREENSHOT"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240  # one stat, before the browser starts
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 async def field(page: Page, name: str) -> str:

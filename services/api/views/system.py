@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
+from services.api import docs as docs_files
 from services.api import keys
 from services.api.files import file_response
 from services.api.schemas import HealthOut
 from shared.db import ping
-
-DOCS_PAGE = Path(__file__).parent.parent / "docs.html"
 
 
 async def health(request: web.Request) -> web.Response:
@@ -34,4 +31,10 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def docs(request: web.Request) -> web.FileResponse:
-    return await file_response(request, DOCS_PAGE, "text/html; charset=utf-8")
+    return await file_response(request, docs_files.PAGE, "text/html; charset=utf-8", docs_files.PAGE_HEADERS)
+
+
+async def docs_asset(request: web.Request) -> web.FileResponse:
+    """One of the page's fixed files; its route is its own path (routes.py), so the lookup always finds it."""
+    path, content_type = docs_files.ASSETS[request.path]
+    return await file_response(request, path, content_type, docs_files.ASSET_HEADERS)
