@@ -193,12 +193,12 @@ async def get_job(connection: Queryable, job_id: uuid.UUID, *, owner: str | None
     return Job.from_record(record) if record else None
 
 
-async def find_by_idempotency_key(connection: Queryable, owner: str, key: str, *, ttl_s: float) -> Job | None:
-    """The job this owner created with `key` within the last `ttl_s` seconds."""
+async def find_by_idempotency_key(connection: Queryable, owner: str, key: str, *, ttl_s: float | None) -> Job | None:
+    """The job this owner created with `key` within the last `ttl_s` seconds (None: however long ago)."""
     record = await connection.fetchrow(
         """
         SELECT * FROM jobs WHERE owner = $1 AND idempotency_key = $2
-          AND created_at > now() - make_interval(secs => $3)
+          AND ($3::float8 IS NULL OR created_at > now() - make_interval(secs => $3))
         """,
         owner,
         key,

@@ -3,8 +3,6 @@ read one, list them."""
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from services.api import direct, keys
@@ -21,13 +19,7 @@ from services.api.uploads import store_asset
 from shared import assets
 from shared.assets import Asset
 from shared.errors import InvalidField, MalformedBody, NotFound
-
-
-def asset_id_from(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["asset_id"])
-    except ValueError as error:
-        raise InvalidField("asset id is not a UUID", field="asset_id") from error
+from shared.http.params import path_uuid
 
 
 def _respond(asset: Asset, status: int) -> web.Response:
@@ -73,7 +65,7 @@ async def offer_upload(request: web.Request) -> web.Response:
 
 async def complete_upload(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    asset_id = asset_id_from(request)
+    asset_id = path_uuid(request, "asset_id")
     asset, created = await direct.complete(
         request.app[keys.POOL],
         request.app[keys.UPLOADS],
@@ -88,7 +80,7 @@ async def complete_upload(request: web.Request) -> web.Response:
 
 async def get_asset(request: web.Request) -> web.Response:
     """The caller's asset; a direct upload is one only once completed (until then it has no row)."""
-    asset_id = asset_id_from(request)
+    asset_id = path_uuid(request, "asset_id")
     asset = await assets.get_asset(request.app[keys.POOL], asset_id, owner=request[keys.CALLER].owner)
     if asset is None:  # another owner's asset is as missing as one never made
         raise NotFound(f"asset {asset_id} does not exist", field="asset_id")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -17,21 +16,15 @@ from services.api.uploads import Upload, store_asset
 from shared import cancellation, jobs, progress
 from shared.domain import JobStatus
 from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
+from shared.http.params import path_uuid
 from shared.jobs import Job
 from shared.storage.local import LocalStore
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-def job_id_from(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["job_id"])
-    except ValueError as error:
-        raise InvalidField("job id is not a UUID", field="job_id") from error
-
-
 async def load_job(request: web.Request) -> Job:
-    job_id = job_id_from(request)
+    job_id = path_uuid(request, "job_id")
     job = await jobs.get_job(request.app[keys.POOL], job_id, owner=request[keys.CALLER].owner)
     if job is None:
         raise NotFound(f"job {job_id} does not exist", field="job_id")
@@ -116,7 +109,9 @@ async def get_job(request: web.Request) -> web.Response:
         found, headers = await load_job(request), {}
     else:
         watch = request.app[keys.JOB_WATCH]
-        found = await waiting.until_finished(watch, job_id_from(request), functools.partial(load_job, request), wait_s)
+        found = await waiting.until_finished(
+            watch, path_uuid(request, "job_id"), functools.partial(load_job, request), wait_s
+        )
         headers = waiting.applied(wait_s)
     # Where it stands (queue place, ETA, timings): a few small queries the list does without.
     standing = await progress.progress(request.app[keys.POOL], found)

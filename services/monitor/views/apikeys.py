@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ from services.monitor import keys
 from shared import apikeys
 from shared.apikeys import ApiKey
 from shared.errors import InvalidField, MalformedBody, NotFound
+from shared.http.params import path_uuid
 
 log = structlog.get_logger()
 
@@ -60,10 +60,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def revoke(request: web.Request) -> web.Response:
-    try:
-        key_id = uuid.UUID(request.match_info["key_id"])
-    except ValueError as error:
-        raise InvalidField("key id is not a UUID", field="key_id") from error
+    key_id = path_uuid(request, "key_id")
     revoked = await apikeys.revoke(request.app[keys.POOL], key_id)
     if revoked is None:
         raise NotFound(f"API key {key_id} does not exist", field="key_id")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 
 import asyncpg
@@ -14,27 +13,19 @@ from pydantic_core import to_jsonable_python
 from services.monitor import keys
 from shared import cancellation, jobs, queueing
 from shared.domain import JobStatus
-from shared.errors import Conflict, InvalidField, NotFound
+from shared.errors import Conflict, NotFound
+from shared.http.params import path_uuid
 from shared.jobs import Job, NewJob
 from shared.telemetry.tracing import trace_link
 from shared.timings import timings
 
 log = structlog.get_logger()
-# Retries are found by their key however old they are.
-_FOREVER_S = 100 * 365 * 86400.0
 # Only the api compares it, and it says nothing an operator reads.
 HIDDEN = frozenset({"request_fingerprint"})
 
 
-def job_id_from(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["job_id"])
-    except ValueError as error:
-        raise InvalidField("job id is not a UUID", field="job_id") from error
-
-
 async def _load(request: web.Request) -> Job:
-    job_id = job_id_from(request)
+    job_id = path_uuid(request, "job_id")
     job = await jobs.get_job(request.app[keys.POOL], job_id)  # no owner: an admin sees every job
     if job is None:
         raise NotFound(f"job {job_id} does not exist", field="job_id")
@@ -100,7 +91,7 @@ async def retry(request: web.Request) -> web.Response:
     try:
         job, status = await queueing.queue_job(pool, broker, new, fair_share_cap=settings.fair_share_queued), 201
     except asyncpg.UniqueViolationError:
-        job, status = await jobs.find_by_idempotency_key(pool, failed.owner, key, ttl_s=_FOREVER_S), 200
+        job, status = await jobs.find_by_idempotency_key(pool, failed.owner, key, ttl_s=None), 200
     if job is None:  # retention spares an asset a job uses, so only a hand-made deletion gets here
         raise Conflict(f"asset {failed.asset_id} no longer exists; the job cannot be retried", field="asset_id")
     if status == 201:
