@@ -4,6 +4,8 @@ set -uo pipefail
 PY=${PY:-.venv/bin/python}
 export PORT_API=${PORT_API:-8000} PORT_MONITOR=${PORT_MONITOR:-8001}
 export ADMIN_PASSWORD=${ADMIN_PASSWORD:-luster-dev}
+# A developer's webhook receiver runs on this machine: local development allows private targets.
+export WEBHOOK_ALLOW_PRIVATE_TARGETS=${WEBHOOK_ALLOW_PRIVATE_TARGETS:-true}
 
 # A development key of its own each run (premium, the default limits): the quick start needs one.
 key_output=$("$PY" -m services.api.apikeys create --owner dev --plan premium --name "make run") || exit 1

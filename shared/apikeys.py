@@ -6,6 +6,7 @@ only its SHA-256 is stored, and its first characters, so a listing can say which
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -18,6 +19,7 @@ from shared.db import Queryable
 from shared.domain import Tier
 
 TOKEN_PREFIX = "lus_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
 SHOWN_CHARACTERS = 12  # of the token, in listings: "lus_" and eight of the random part
 PLANS: dict[str, frozenset[Tier]] = {
     "free": frozenset({Tier.FREE}),
@@ -47,6 +49,7 @@ class ApiKey:
     def from_record(cls, record: asyncpg.Record) -> ApiKey:
         values = dict(record)
         values.pop("token_sha256", None)
+        values.pop("webhook_secret", None)  # read only where a delivery is signed (shared/webhooks/secrets.py)
         return cls(**values)
 
 
@@ -56,6 +59,11 @@ def digest(token: str) -> bytes:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and the base64 of 32 random bytes."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 async def create_key(
@@ -75,8 +83,8 @@ async def create_key(
     record = await connection.fetchrow(
         """
         INSERT INTO api_keys (id, prefix, token_sha256, name, owner, plan,
-                              requests_per_minute, jobs_in_flight, bytes_per_day)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                              requests_per_minute, jobs_in_flight, bytes_per_day, webhook_secret)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         RETURNING *
         """,
         uuid.uuid4(),
@@ -88,6 +96,7 @@ async def create_key(
         requests_per_minute,
         jobs_in_flight,
         bytes_per_day,
+        new_webhook_secret(),
     )
     assert record is not None  # INSERT ... RETURNING always returns the row
     return ApiKey.from_record(record), token

@@ -10,6 +10,7 @@ from shared import fairshare, jobstate, outbox
 from shared.broker import Broker, event_message
 from shared.events import JobCanceled, make_event
 from shared.jobs import Job
+from shared.webhooks import staging as webhooks
 
 
 async def cancel_job(pool: asyncpg.Pool, broker: Broker, job_id: uuid.UUID, *, fair_share_cap: int) -> Job | None:
@@ -24,6 +25,7 @@ async def cancel_job(pool: asyncpg.Pool, broker: Broker, job_id: uuid.UUID, *, f
             return None
         event = make_event(JobCanceled(tier=canceled.tier), job_id=canceled.id)
         await box.stage(event_message(event, exchange=broker.topology.events_exchange, routing_key=event.type.value))
+        await webhooks.announce(box, broker.topology, canceled)
         # Its place in the work queues goes to its owner's next held job (shared/fairshare.py).
         box.publish_after_commit(await fairshare.left_queue(box.connection, canceled, cap=fair_share_cap))
     return canceled

@@ -22,6 +22,7 @@ class EventType(StrEnum):
     JOB_CANCELED = "job.canceled"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_STOPPED = "worker.stopped"
+    WEBHOOK_DELIVERY = "webhook.delivery"
 
 
 CONTRACT_VERSION: Final = 1
@@ -106,6 +107,22 @@ class WorkerStopped(Payload):
     failed: int
 
 
+class WebhookDelivery(Payload):
+    """A signed webhook to send: staged with the state change it announces, sent by a worker.
+
+    `body` is the exact text the receiver gets (signed as it is, the same on every attempt); the
+    secret stays in PostgreSQL and is read by `api_key_id` when signing.
+    """
+
+    webhook_id: str
+    event: str
+    url: str
+    body: str
+    api_key_id: uuid.UUID | None
+    batch_id: uuid.UUID | None = None
+    attempt: int = Field(default=1, ge=1)
+
+
 PAYLOADS: Final[dict[EventType, type[Payload]]] = {
     EventType.JOB_QUEUED: JobQueued,
     EventType.JOB_STARTED: JobStarted,
@@ -115,6 +132,7 @@ PAYLOADS: Final[dict[EventType, type[Payload]]] = {
     EventType.JOB_CANCELED: JobCanceled,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
     EventType.WORKER_STOPPED: WorkerStopped,
+    EventType.WEBHOOK_DELIVERY: WebhookDelivery,
 }
 TYPE_OF_PAYLOAD: Final = {model: event_type for event_type, model in PAYLOADS.items()}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from shared import idempotency
 from shared.db import Queryable
 from shared.domain import JobStatus, Style, Tier
 from shared.events import EventType
@@ -52,6 +53,12 @@ class Job:
     fallback_reason: str | None = None
     structure_score: float | None = None
     flagged: bool = False
+    # The key that submitted it (its secret signs the job's webhooks), where to announce its state
+    # changes and which ones (shared/webhooks), and the listing it was submitted with.
+    api_key_id: uuid.UUID | None = None
+    webhook_url: str | None = None
+    webhook_events: list[str] | None = None
+    batch_id: uuid.UUID | None = None
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -75,6 +82,10 @@ class NewJob:
     trace_id: str | None = None
     # The failed job an operator retried as this one; its first history row says so.
     retry_of: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    webhook_url: str | None = None
+    webhook_events: list[str] | None = None
+    batch_id: uuid.UUID | None = None
 
 
 def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_share_cap: int = 0) -> str:
@@ -91,6 +102,10 @@ def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_shar
         "request_fingerprint": new.request_fingerprint,
         "trace_id": new.trace_id,
         "owner": new.owner,
+        "api_key_id": new.api_key_id,
+        "webhook_url": new.webhook_url,
+        "webhook_events": new.webhook_events,
+        "batch_id": new.batch_id,
     }
     value = {column: params.add(item) for column, item in row.items()}
     value["held"] = _over_fair_share(params, new, cap=fair_share_cap)
@@ -195,29 +210,13 @@ async def get_job(connection: Queryable, job_id: uuid.UUID, *, owner: str | None
 
 async def find_by_idempotency_key(connection: Queryable, owner: str, key: str, *, ttl_s: float | None) -> Job | None:
     """The job this owner created with `key` within the last `ttl_s` seconds (None: however long ago)."""
-    record = await connection.fetchrow(
-        """
-        SELECT * FROM jobs WHERE owner = $1 AND idempotency_key = $2
-          AND ($3::float8 IS NULL OR created_at > now() - make_interval(secs => $3))
-        """,
-        owner,
-        key,
-        ttl_s,
-    )
+    record = await idempotency.find(connection, "jobs", owner, key, ttl_s=ttl_s)
     return Job.from_record(record) if record else None
 
 
 async def release_expired_idempotency_key(connection: Queryable, owner: str, key: str, *, ttl_s: float) -> None:
     """Free a key whose job is older than `ttl_s`, so a new request may use it."""
-    await connection.execute(
-        """
-        UPDATE jobs SET idempotency_key = NULL
-        WHERE owner = $1 AND idempotency_key = $2 AND created_at <= now() - make_interval(secs => $3)
-        """,
-        owner,
-        key,
-        ttl_s,
-    )
+    await idempotency.release_expired(connection, "jobs", owner, key, ttl_s=ttl_s)
 
 
 async def history(connection: Queryable, job_id: uuid.UUID) -> list[asyncpg.Record]:

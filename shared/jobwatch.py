@@ -5,6 +5,9 @@ succeeded, failed or canceled (migration 0007). A waiter registers before it rea
 notification cannot slip between its read and its wait; while it waits it holds no pool connection and
 runs no query. Notifications sent while the connection was down are lost, so every waiter is woken to
 read its job again whenever the connection is (re)established.
+
+The same watch serves any channel whose payload is an id (shared/batchwatch.py follows batches). At
+shutdown `release` wakes every waiter with `closing` set, so long waits (event streams) end promptly.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ _LISTEN_ERRORS: tuple[type[BaseException], ...] = (*STARTING_ERRORS, asyncpg.Pos
 class JobWatch:
     """Events per job id, set when that job finishes (or when the watch may have missed it)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, channel: str = CHANNEL, name: str = NAME) -> None:
         self._dsn = dsn
+        self.channel, self.name = channel, name
         self._waiters: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self.closing = asyncio.Event()
 
     @property
     def waiting(self) -> int:
@@ -56,6 +61,11 @@ class JobWatch:
             if not waiters:
                 del self._waiters[job_id]
 
+    def release(self) -> None:
+        """The process is stopping: wake every waiter, with `closing` set, so none holds up the shutdown."""
+        self.closing.set()
+        self._wake_all()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._keep_listening())
 
@@ -72,21 +82,21 @@ class JobWatch:
                 await self._listen_until_lost()
                 failures = 0
             except _LISTEN_ERRORS as error:
-                log.warning("jobwatch.unavailable", error=repr(error))
+                log.warning("jobwatch.unavailable", channel=self.channel, error=repr(error))
             failures += 1
             await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S)) - 1])
 
     async def _listen_until_lost(self) -> None:
         lost = asyncio.Event()
         with untraced():  # one long-lived connection, not a trace
-            connection = await asyncpg.connect(self._dsn, timeout=10, server_settings={"application_name": NAME})
+            connection = await asyncpg.connect(self._dsn, timeout=10, server_settings={"application_name": self.name})
         try:
             connection.add_termination_listener(lambda _: lost.set())
-            await connection.add_listener(CHANNEL, self._notified)
+            await connection.add_listener(self.channel, self._notified)
             self.listening.set()
             self._wake_all()  # whatever finished while nobody listened
             await lost.wait()
-            log.warning("jobwatch.connection_lost")
+            log.warning("jobwatch.connection_lost", channel=self.channel)
         finally:
             self.listening.clear()
             with contextlib.suppress(*STARTING_ERRORS):

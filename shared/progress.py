@@ -11,6 +11,7 @@ once republished.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -120,3 +121,22 @@ async def progress(connection: Queryable, job: Job) -> Progress:
     position = await queue_position(connection, job)
     eta = eta_seconds(job, position, await pace(connection, job.tier)) if position is not None else None
     return Progress(position, eta, timings(job, await jobs.history(connection, job.id)))
+
+
+async def batch_eta_seconds(connection: Queryable, batch_jobs: Sequence[Job]) -> float | None:
+    """Seconds until a batch's last job is likely done: the latest of the estimates of, per tier, its
+    job furthest back in the queue and its job that started last (the others finish before those).
+    None once every job is done, or when one of those has no estimate."""
+    last: dict[tuple[Tier, JobStatus], Job] = {}
+    for job in batch_jobs:
+        if job.status is JobStatus.QUEUED:
+            last[(job.tier, job.status)] = job  # in queue order: the last one seen is the furthest back
+        elif job.status is JobStatus.PROCESSING:
+            latest = last.get((job.tier, job.status))
+            if latest is None or (job.started_at or job.created_at) > (latest.started_at or latest.created_at):
+                last[(job.tier, job.status)] = job
+    if not last:
+        return None
+    paces = {tier: await pace(connection, tier) for tier in {tier for tier, _ in last}}
+    etas = [eta_seconds(job, await queue_position(connection, job), paces[job.tier]) for job in last.values()]
+    return None if any(eta is None for eta in etas) else max(eta for eta in etas if eta is not None)

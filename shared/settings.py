@@ -120,6 +120,14 @@ class FairShareSettings(BaseServiceSettings):
     fair_share_queued: int = Field(default=20, ge=0, le=1_000_000)
 
 
+class WebhookSettings(BaseServiceSettings):
+    """A service that accepts webhook targets or calls them (the api and the workers)."""
+
+    # Receivers on private, loopback or link-local addresses are refused (no server-side request
+    # forgery) unless this says they live there: local development, or a private network on purpose.
+    webhook_allow_private_targets: bool = False
+
+
 class SpendSettings(BaseServiceSettings):
     """A service that spends on the paid engine or watches it (the workers and the monitor)."""
 

@@ -46,6 +46,8 @@ TABLES = (
     "api_keys",
     "engine_spend",
     "spend_holds",
+    "batches",
+    "webhook_deliveries",
 )
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 

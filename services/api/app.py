@@ -48,7 +48,9 @@ def create_app(settings: ApiSettings) -> web.Application:
             resources.outbox_relay,
             resources.moderation,
             resources.job_watch,
+            resources.batch_watch,
         ]
     )
+    app.on_shutdown.append(resources.end_streams)
     setup_routes(app)
     return app

@@ -44,6 +44,7 @@ class Endpoint:
     # The field of `request` that a multipart `file` stands in for: exactly one of the two is sent.
     file_replaces: str | None = None
     errors: tuple[int, ...] = ()
+    # Of the success answer; with `response`, that model is its body (or each event of a text/event-stream).
     media_type: str = "application/json"
     # Answers 307 to a short-lived URL of the object store where the store has one.
     redirects: bool = False

@@ -22,6 +22,8 @@ OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
 MODERATOR = web.AppKey("moderator", Moderator)
 JOB_WATCH = web.AppKey("job_watch", JobWatch)
+# The same kind of watch on batches: what GET /batches/{id}/events streams from (shared/batchwatch.py).
+BATCH_WATCH = web.AppKey("batch_watch", JobWatch)
 # Built once by create_app from the route table; /openapi.json serves it.
 OPENAPI = web.AppKey("openapi", Document)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).

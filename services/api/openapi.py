@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from services.api.endpoint import Endpoint, Header
-from services.api.schemas import EXAMPLE_ASSET_ID, EXAMPLE_JOB_ID, ErrorBody
+from services.api.schemas import EXAMPLE_ASSET_ID, EXAMPLE_JOB_ID, FORM_FIELDS, ErrorBody
 from shared.imaging import ALLOWED_FORMATS
 
 Document = dict[str, Any]
@@ -108,6 +108,8 @@ def _form_body(endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.request is None:  # the server reads `file` and ignores any other named field
         return {"type": "object", "properties": {"file": FILE}, "required": ["file"], "propertyNames": PART_NAME}
     schema = _fields(endpoint.request)
+    # A form field left out is how a form says "none"; arrays travel as one comma-separated field.
+    schema["properties"] = {name: FORM_FIELDS.get(name, _non_null(prop)) for name, prop in schema["properties"].items()}
     schema["properties"]["file"] = FILE
     if endpoint.file_replaces is None:
         schema["required"] = [*schema.get("required", ()), "file"]
@@ -189,7 +191,8 @@ def _error(status: int, schema: dict[str, Any], headers: dict[str, Any] | None =
 def _success(endpoint: Endpoint) -> dict[str, Any]:
     success: dict[str, Any] = {"description": endpoint.summary}
     if endpoint.response is not None:
-        success["content"] = {"application/json": {"schema": _ref(endpoint.response)}}
+        # An event stream's model is one event (OpenAPI 3.1: `schema` of text/event-stream describes each).
+        success["content"] = {endpoint.media_type: {"schema": _ref(endpoint.response)}}
     elif endpoint.media_type != "application/json":
         success["content"] = {endpoint.media_type: {"schema": {"type": "string", "format": "binary"}}}
     headers = {header.name: _header(header) for header in endpoint.response_headers}

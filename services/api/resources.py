@@ -11,7 +11,7 @@ from aiohttp import web
 
 from services.api import keys
 from services.api.moderation import moderator_for
-from shared import fairshare, outbox
+from shared import batchwatch, fairshare, outbox
 from shared.jobwatch import JobWatch
 from shared.storage import open_stores
 
@@ -54,3 +54,18 @@ async def job_watch(app: web.Application) -> AsyncIterator[None]:
     app[keys.JOB_WATCH] = watch
     yield
     await watch.close()
+
+
+async def batch_watch(app: web.Application) -> AsyncIterator[None]:
+    """The LISTEN connection that every batch's event stream follows (services/api/views/batches.py)."""
+    watch = batchwatch.batch_watch(str(app[keys.SETTINGS].database_url.get_secret_value()))
+    await watch.start()
+    app[keys.BATCH_WATCH] = watch
+    yield
+    await watch.close()
+
+
+async def end_streams(app: web.Application) -> None:
+    """On shutdown, before the server waits for open requests: event streams end now, not at its timeout."""
+    if keys.BATCH_WATCH in app:
+        app[keys.BATCH_WATCH].release()

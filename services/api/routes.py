@@ -6,6 +6,14 @@ import aiohttp_cors
 from aiohttp import web
 
 from services.api import docs, keys
+from services.api.batch_schemas import (
+    BatchCreate,
+    BatchEnvelope,
+    BatchEvent,
+    BatchHeaders,
+    BatchListQuery,
+    BatchPage,
+)
 from services.api.endpoint import Endpoint, Handler, Header, router_path
 from services.api.schemas import (
     AssetEnvelope,
@@ -19,8 +27,9 @@ from services.api.schemas import (
     JobListQuery,
     JobPage,
     WaitHeaders,
+    WebhookSecretEnvelope,
 )
-from services.api.views import assets, jobs, system
+from services.api.views import assets, batches, jobs, system, webhooks
 
 # A browser may send these on a cross-origin call, and read these back.
 CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Prefer")
@@ -35,6 +44,7 @@ CORS_EXPOSED = (
 CORS_MAX_AGE_S = 600
 ASSET_LOCATION = Header("Location", "The asset's path: `/assets/{asset_id}`")
 JOB_LOCATION = Header("Location", "The job's path, where its status is read: `/jobs/{job_id}`")
+BATCH_LOCATION = Header("Location", "The batch's path: `/batches/{batch_id}`")
 WAIT_APPLIED = Header("Preference-Applied", "`wait=N` when the request asked to wait", required=False)
 
 
@@ -140,6 +150,87 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=JobEnvelope,
         response_headers=(JOB_LOCATION,),
         errors=(404, 409, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/webhooks/secret",
+        webhooks.get_secret,
+        "Read the secret that signs your key's webhooks",
+        response=WebhookSecretEnvelope,
+        errors=(404,),
+        tags=("webhooks",),
+    ),
+    Endpoint(
+        "POST",
+        "/webhooks/secret/rotate",
+        webhooks.rotate_secret,
+        "Replace the secret that signs your key's webhooks (deliveries sign with the new one within a minute)",
+        response=WebhookSecretEnvelope,
+        tags=("webhooks",),
+    ),
+    Endpoint(
+        "POST",
+        "/batches",
+        batches.create_batch,
+        "Submit a listing's photos together: one job each, all or none",
+        201,
+        request=BatchCreate,
+        headers=BatchHeaders,
+        response=BatchEnvelope,
+        response_headers=(BATCH_LOCATION,),
+        replay_status=200,
+        errors=(400, 403, 404, 409, 413, 415, 422),
+        tags=("batches",),
+        limit="jobs",
+    ),
+    Endpoint(
+        "GET",
+        "/batches",
+        batches.list_batches,
+        "List your batches, newest first, with their jobs counted",
+        query=BatchListQuery,
+        response=BatchPage,
+        errors=(422,),
+        tags=("batches",),
+    ),
+    Endpoint(
+        "GET",
+        "/batches/{batch_id}",
+        batches.get_batch,
+        "Read a batch, with every job",
+        response=BatchEnvelope,
+        response_headers=(BATCH_LOCATION,),
+        errors=(404, 422),
+        tags=("batches",),
+    ),
+    Endpoint(
+        "POST",
+        "/batches/{batch_id}/cancel",
+        batches.cancel_batch,
+        "Cancel every job of the batch still queued (those already processing run on)",
+        response=BatchEnvelope,
+        response_headers=(BATCH_LOCATION,),
+        errors=(404, 422),
+        tags=("batches",),
+    ),
+    Endpoint(
+        "GET",
+        "/batches/{batch_id}/events",
+        batches.batch_events,
+        "Follow a batch as Server-Sent Events: `job` for each job now and at each change, then `batch.completed`",
+        response=BatchEvent,
+        errors=(404, 422),
+        media_type="text/event-stream",
+        tags=("batches",),
+    ),
+    Endpoint(
+        "GET",
+        "/batches/{batch_id}/outputs.zip",
+        batches.batch_outputs,
+        "Download every succeeded job's output in one zip, streamed",
+        errors=(404, 409, 422),
+        media_type="application/zip",
+        tags=("batches",),
     ),
     Endpoint(
         "GET",

@@ -5,11 +5,21 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.assets import Asset
@@ -18,6 +28,9 @@ from shared.jobs import Job
 from shared.pagination import encode_cursor
 from shared.progress import Progress
 from shared.telemetry.tracing import trace_link
+from shared.webhooks.deliveries import DeliveryAttempt
+from shared.webhooks.subscription import DEFAULT_EVENTS, WebhookEvent
+from shared.webhooks.targets import URL_MAX_LENGTH
 
 PROMPT_MAX_LENGTH = 1000
 # At least one character clean_prompt keeps: not white space (Python's, spelled out: JSON Schema's `\s`
@@ -64,7 +77,7 @@ def _undocumented_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def _cursor_field() -> Any:
+def cursor_field() -> Any:
     return Field(
         default=None,
         examples=[EXAMPLE_CURSOR],
@@ -73,6 +86,40 @@ def _cursor_field() -> Any:
         pattern=CURSOR_PATTERN,
         description="`next_cursor` of the previous page, as it was given; any other value is a 422.",
     )
+
+
+def _comma_separated(value: object) -> object:
+    """A form field's "started,succeeded" as the list a JSON body sends (spaces around a name allowed)."""
+    return [part.strip(" ") for part in value.split(",")] if isinstance(value, str) else value
+
+
+def _distinct(events: list[WebhookEvent]) -> list[WebhookEvent]:
+    return sorted(set(events))
+
+
+WebhookEvents = Annotated[list[WebhookEvent], BeforeValidator(_comma_separated), AfterValidator(_distinct)]
+WEBHOOK_URL_FIELD: Any = Field(
+    default=None,
+    min_length=8,
+    max_length=URL_MAX_LENGTH,
+    pattern=r"^https?://[\x21-\x7e]+$",  # visible ASCII: a host with other letters comes punycoded
+    description="Where to POST the job's state changes, signed per Standard Webhooks with your key's secret "
+    "(`GET /webhooks/secret`). Public addresses only.",
+)
+WEBHOOK_EVENTS_FIELD: Any = Field(
+    default=None,
+    min_length=1,
+    description="Which changes to send (a form sends them comma-separated); default: succeeded, failed, canceled.",
+)
+_EVENT_NAME = f"({'|'.join(WebhookEvent)})"
+# How a form field says what a JSON body's array does: one part, the names comma-separated.
+FORM_FIELDS: dict[str, dict[str, Any]] = {
+    "webhook_events": {
+        "type": "string",
+        "pattern": f"^ *{_EVENT_NAME} *(, *{_EVENT_NAME} *)*$",
+        "description": WEBHOOK_EVENTS_FIELD.description,
+    }
+}
 
 
 class JobCreate(BaseModel):
@@ -103,6 +150,8 @@ class JobCreate(BaseModel):
     )
     tier: Tier = Tier.FREE
     style: Style = Style.DEFAULT
+    webhook_url: str | None = WEBHOOK_URL_FIELD
+    webhook_events: WebhookEvents | None = WEBHOOK_EVENTS_FIELD
 
     @field_validator("prompt")
     @classmethod
@@ -152,7 +201,7 @@ class AssetPage(BaseModel):
 class AssetListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cursor: str | None = _cursor_field()
+    cursor: str | None = cursor_field()
     limit: int = Field(default=25, ge=1, le=100, examples=[10])
 
 
@@ -206,6 +255,30 @@ class JobTimings(BaseModel):
     attempts: list[JobAttempt] = Field(description="Every attempt, oldest first.")
 
 
+class WebhookAttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    webhook_id: str = Field(description="The `webhook-id` header: the same on every attempt at one message.")
+    event: str = Field(description="`job.started`, `job.succeeded`, `job.failed`, `job.canceled` or `batch.completed`.")
+    attempt: int
+    outcome: Literal["delivered", "failed", "gone", "refused"] = Field(
+        description="`delivered`: a 2xx; `failed`: another answer or none (retried with backoff); `gone`: a 410, "
+        "never retried; `refused`: the target resolved to a private address and was not called."
+    )
+    response_status: int | None
+    duration_ms: float
+    error: str | None
+    created_at: datetime
+
+
+class JobWebhook(BaseModel):
+    url: str
+    events: list[WebhookEvent]
+    deliveries: list[WebhookAttemptOut] = Field(
+        description="The newest delivery attempts, oldest first; empty in lists."
+    )
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     status: JobStatus
@@ -242,9 +315,18 @@ class JobOut(BaseModel):
         "times; null without recent history, once it is done, and in lists.",
     )
     timings: JobTimings | None = Field(default=None, description="Where its time went so far; null in lists.")
+    batch_id: uuid.UUID | None = Field(default=None, description="The batch it was submitted with, if any.")
+    webhook: JobWebhook | None = Field(default=None, description="Its webhook and the attempts to deliver to it.")
 
     @classmethod
-    def of(cls, job: Job, *, trace_ui_url: str | None = None, progress: Progress | None = None) -> JobOut:
+    def of(
+        cls,
+        job: Job,
+        *,
+        trace_ui_url: str | None = None,
+        progress: Progress | None = None,
+        deliveries: Sequence[DeliveryAttempt] = (),
+    ) -> JobOut:
         error = JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
         done = job.status is JobStatus.SUCCEEDED
         return cls(
@@ -270,7 +352,17 @@ class JobOut(BaseModel):
             queue_position=progress.queue_position if progress else None,
             eta_seconds=progress.eta_seconds if progress else None,
             timings=JobTimings.model_validate(progress.timings) if progress else None,
+            batch_id=job.batch_id,
+            webhook=_webhook(job, deliveries),
         )
+
+
+def _webhook(job: Job, deliveries: Sequence[DeliveryAttempt]) -> JobWebhook | None:
+    if job.webhook_url is None:
+        return None
+    events = [WebhookEvent(event) for event in job.webhook_events or DEFAULT_EVENTS]
+    attempts = [WebhookAttemptOut.model_validate(attempt) for attempt in deliveries]
+    return JobWebhook(url=job.webhook_url, events=events, deliveries=attempts)
 
 
 class JobEnvelope(BaseModel):
@@ -287,7 +379,7 @@ class JobListQuery(BaseModel):
 
     status: JobStatus | None = Field(default=None, examples=[JobStatus.SUCCEEDED])
     tier: Tier | None = Field(default=None, examples=[Tier.PREMIUM])
-    cursor: str | None = _cursor_field()
+    cursor: str | None = cursor_field()
     limit: int = Field(default=20, ge=1, le=100, examples=[10])
 
 
@@ -310,6 +402,19 @@ WAIT_PREFERENCE = Field(
 )
 
 
+def idempotency_key_field(example: str, *, names: str) -> Any:
+    """The `Idempotency-Key` header of a request that creates `names` (a job, a batch)."""
+    return Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        examples=[example],
+        description=f"Send the same key again to get the first {names} back instead of a second one (per key owner).",
+    )
+
+
 class WaitHeaders(BaseModel):
     """Request headers of GET /jobs/{job_id} (besides Authorization)."""
 
@@ -319,15 +424,19 @@ class WaitHeaders(BaseModel):
 class JobHeaders(WaitHeaders):
     """Request headers of POST /jobs (besides Authorization)."""
 
-    idempotency_key: str | None = Field(
-        default=None,
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        examples=["listing-4217-photo-3"],
-        description="Send the same key again to get the first job back instead of a second one (per key owner).",
+    idempotency_key: str | None = idempotency_key_field("listing-4217-photo-3", names="job")
+
+
+class WebhookSecretOut(BaseModel):
+    key_id: uuid.UUID = Field(description="The API key whose deliveries this secret signs.")
+    secret: str = Field(
+        description="A Standard Webhooks secret (`whsec_` and base64): give it to any Standard Webhooks "
+        "library to verify `webhook-signature`."
     )
+
+
+class WebhookSecretEnvelope(BaseModel):
+    webhook_secret: WebhookSecretOut
 
 
 class HealthOut(BaseModel):

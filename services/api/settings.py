@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import FairShareSettings, HttpServiceSettings, StorageSettings
+from shared.settings import FairShareSettings, HttpServiceSettings, StorageSettings, WebhookSettings
 
 
-class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings):
+class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings, WebhookSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # Well under Pillow's own bomb threshold (89 M pixels); a 48 MP camera frame still fits.
     max_image_pixels: int = Field(default=50_000_000, ge=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 
 import asyncpg
@@ -26,7 +27,10 @@ class Submission:
 def fingerprint(request: JobCreate, *, file_sha256: str | None) -> str:
     """What makes two requests with one Idempotency-Key "the same"."""
     source = {"file_sha256": file_sha256} if file_sha256 else {"asset_id": str(request.asset_id)}
-    canonical = json.dumps({**source, "prompt": request.prompt, "tier": request.tier, "style": request.style})
+    # Only a request with a webhook says so: the fingerprints of requests without one stay as they were.
+    webhook = {"webhook": [request.webhook_url, request.webhook_events]} if request.webhook_url else {}
+    options = {"prompt": request.prompt, "tier": request.tier, "style": request.style, **webhook}
+    canonical = json.dumps({**source, **options})
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -61,11 +65,24 @@ async def submit(
     idempotency: Idempotency,
     print_: str,
     fair_share_cap: int = 0,
+    api_key_id: uuid.UUID | None = None,
 ) -> Submission:
     if request.asset_id is None:
         raise InvalidField("asset_id is required (or send the image as `file`)", field="asset_id")
     owner, key = idempotency.owner, idempotency.key
-    new = NewJob(request.asset_id, request.prompt, request.tier, request.style, owner, key, print_, _current_trace_id())
+    new = NewJob(
+        request.asset_id,
+        request.prompt,
+        request.tier,
+        request.style,
+        owner,
+        key,
+        print_,
+        _current_trace_id(),
+        api_key_id=api_key_id,
+        webhook_url=request.webhook_url,
+        webhook_events=[event.value for event in request.webhook_events] if request.webhook_events else None,
+    )
     if key is not None:
         await jobs.release_expired_idempotency_key(pool, owner, key, ttl_s=idempotency.ttl_s)
     try:

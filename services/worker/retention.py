@@ -1,9 +1,9 @@
 """Retention: photos and outputs older than RETENTION_DAYS leave storage and the database.
 
 Finished jobs older than the cutoff go first (their outputs, then their rows and history), then the
-assets no remaining job uses. Objects are removed before their rows: a crash in between leaves rows
-that name missing objects (answered as missing), never objects that nothing names and nothing sweeps.
-A job still queued or processing keeps itself and its asset, however old.
+assets no remaining job uses, then the batches no job names any more. Objects are removed before their
+rows: a crash in between leaves rows that name missing objects (answered as missing), never objects
+that nothing names and nothing sweeps. A job still queued or processing keeps itself and its asset, however old.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import structlog
 
 from services.worker.context import WorkerContext
 from services.worker.output import EXTENSIONS, output_key
-from shared import jobs
+from shared import batches, jobs
 
 log = structlog.get_logger()
 
@@ -69,5 +69,7 @@ async def expire(ctx: WorkerContext) -> None:
         removed_jobs += batch
     while (batch := await expire_assets(ctx, days=days)) > 0:
         removed_assets += batch
-    if removed_jobs or removed_assets:
-        log.info("retention.expired", jobs=removed_jobs, assets=removed_assets, days=days)
+    # A batch goes with its last job (deleting it first would take its jobs with it: ON DELETE CASCADE).
+    removed_batches = await batches.expire_empty(ctx.pool, days=days)
+    if removed_jobs or removed_assets or removed_batches:
+        log.info("retention.expired", jobs=removed_jobs, assets=removed_assets, batches=removed_batches, days=days)

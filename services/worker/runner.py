@@ -18,6 +18,7 @@ from services.worker.engines.factory import create_engine
 from services.worker.faults import NO_FAULTS, Faults
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
+from services.worker.webhooks.consumer import WebhookConsumer
 from shared import watchdog
 from shared.broker import Broker
 from shared.db import create_pool
@@ -114,6 +115,8 @@ async def _work(ctx: WorkerContext, stop: asyncio.Event) -> None:
     settings = ctx.settings
     consumers = TierConsumers(ctx)
     await consumers.start()
+    webhooks = WebhookConsumer(ctx)
+    await webhooks.start()
     watching = _watch(ctx)
     chores = [
         asyncio.create_task(heartbeat.beat(ctx)),
@@ -125,6 +128,7 @@ async def _work(ctx: WorkerContext, stop: asyncio.Event) -> None:
     watching.cancel()
     log.info("worker.stopping")
     await consumers.stop(settings.shutdown_grace)
+    await webhooks.stop(settings.webhook_timeout)
     for task in chores:
         task.cancel()
     await asyncio.gather(*chores, watching, return_exceptions=True)

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from services.worker.engines.structure import STRUCTURE_THRESHOLD
 from shared.domain import Tier
-from shared.settings import FairShareSettings, SpendSettings, StorageSettings
+from shared.settings import FairShareSettings, SpendSettings, StorageSettings, WebhookSettings
 
 
 def _default_worker_id() -> str:
@@ -21,7 +21,7 @@ def _default_worker_id() -> str:
 EngineName = Literal["local", "openai"]
 
 
-class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings):
+class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings, WebhookSettings):
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
     concurrency: int = Field(default=2, ge=1, le=64)
     # When both tiers wait, this many premium jobs start for each free one.
@@ -59,6 +59,11 @@ class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings):
     broker_give_up_after: float = Field(default=120.0, gt=0, le=3600)
     # Scales the retry backoff ladder (shared.topology.RETRY_DELAYS_MS); only tests compress it.
     retry_delay_scale: float = Field(default=1.0, gt=0, le=1.0)
+    # Webhooks this worker sends at once, how long a receiver has to answer, and how many attempts a
+    # delivery gets (backoff: shared.topology.WEBHOOK_RETRY_DELAYS_MS, scaled like the jobs' retries).
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=7, ge=1, le=7)
 
     def engine_for(self, tier: Tier) -> EngineName:
         chosen = {Tier.FREE: self.engine_free, Tier.PREMIUM: self.engine_premium}[tier]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from shared.events import JobFailed, JobQueued, JobRetrying, JobStarted, JobSucc
 from shared.jobs import Job
 from shared.messages import OutgoingMessage
 from shared.topology import RETRY_DELAYS_MS
+from shared.webhooks import staging as webhooks
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ async def start(ctx: WorkerContext, job_id: uuid.UUID, *, takeover: bool) -> Job
         if job is not None:
             payload = JobStarted(worker_id=ctx.worker_id, tier=job.tier, attempt=job.attempts, queued_at=job.created_at)
             await box.stage(_announce(ctx, job, payload))
+            await webhooks.announce(box, ctx.broker.topology, job)
             # Its place in the work queues goes to its owner's next held job (shared/fairshare.py).
             box.publish_after_commit(
                 await fairshare.left_queue(box.connection, job, cap=ctx.settings.fair_share_queued)
@@ -93,6 +96,7 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
                 flagged=produced.flagged,
             )
             await box.stage(_announce(ctx, done, payload))
+            await webhooks.announce(box, ctx.broker.topology, done)
     return done
 
 
@@ -121,15 +125,16 @@ async def fail(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | N
                 structure_score=failure.structure_score,
             )
             await box.stage(_announce(ctx, done, payload))
+            await webhooks.announce(box, ctx.broker.topology, done)
     if done is not None:
         # An earlier attempt may have stored the output before its worker was lost.
         await output.discard(ctx, done)
     return done
 
 
-def backoff_ms(level: int, *, scale: float = 1.0) -> int:
+def backoff_ms(level: int, *, scale: float = 1.0, ladder: Sequence[int] = RETRY_DELAYS_MS) -> int:
     """The level's delay with up to 25 % jitter, so retries of one outage do not arrive together."""
-    return int(RETRY_DELAYS_MS[level] * scale * (1 + random.random() / 4))
+    return int(ladder[level] * scale * (1 + random.random() / 4))
 
 
 def retry_delay(attempt_level: int, *, scale: float, at_least_ms: int = 0) -> tuple[int, int]:

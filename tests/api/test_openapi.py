@@ -130,7 +130,7 @@ async def test_every_protected_operation_refuses_a_missing_or_foreign_key(
 ) -> None:
     asset = await upload()
     job = (await (await api.post("/jobs", json={"asset_id": asset["id"], "prompt": "Brighter"})).json())["job"]
-    ids = {"asset_id": asset["id"], "job_id": job["id"]}
+    ids = {"asset_id": asset["id"], "job_id": job["id"], "batch_id": str(uuid.uuid4())}
     revoked_key, revoked_token = await create_key(pool, owner="tester", name="revoked", plan="premium")
     await revoke(pool, revoked_key.id)
     refusals: dict[str, dict[str, str]] = {

@@ -43,3 +43,10 @@ def test_garbage_without_a_message_id() -> None:
     assert letter.key == key_of(b"\xff not json", None) and letter.key.startswith("sha256-")
     assert (letter.origin, letter.reason, letter.attempts, letter.event_type) == (None, "unknown", None, None)
     assert letter.preview.endswith("not json")
+
+
+def test_an_undeliverable_webhook_counts_its_attempts_from_one() -> None:
+    body = json.dumps({"id": "e3", "type": "webhook.delivery", "job_id": "j3", "data": {"attempt": 7}}).encode()
+    headers = {"x-luster-reason": "webhook not delivered after 7 attempts", "x-luster-queue": "luster.webhooks"}
+    letter = describe(body, headers, "e3")
+    assert (letter.event_type, letter.origin, letter.attempts) == ("webhook.delivery", "luster.webhooks", 7)

@@ -11,7 +11,7 @@ from pytest_aiohttp import AiohttpServer
 
 from services.monitor import keys
 from shared.domain import Tier
-from shared.topology import Topology
+from shared.topology import WEBHOOK_RETRY_DELAYS_MS, Topology
 from tests.harness.monitor import MonitorFactory, admin_json
 from tests.harness.poll import poll
 
@@ -33,6 +33,8 @@ async def test_every_luster_queue_is_inspected_over_amqp(monitor_factory: Monito
         "unacked": None,
     }
     assert sum(1 for q in queues.values() if q["kind"] == "retry") == 8
+    assert queues[topology.webhook_queue]["kind"] == "webhook"
+    assert sum(1 for q in queues.values() if q["kind"] == "webhook_retry") == len(WEBHOOK_RETRY_DELAYS_MS)
 
 
 @pytest.fixture

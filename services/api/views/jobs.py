@@ -19,6 +19,8 @@ from shared.errors import Conflict, InvalidField, MalformedBody, NotFound
 from shared.http.params import path_uuid
 from shared.jobs import Job
 from shared.storage.local import LocalStore
+from shared.webhooks import deliveries
+from shared.webhooks.targets import check_target
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -71,6 +73,8 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
     if replay is not None:
         return _respond(await _finished(request, replay, wait_s), 202, wait_s=wait_s)
     await request.app[keys.MODERATOR].check(job_request.prompt)
+    if job_request.webhook_url is not None:
+        await check_target(job_request.webhook_url, allow_private=settings.webhook_allow_private_targets)
     if upload is not None:
         request[keys.ALLOWANCE].require_bytes(upload.size)
         asset = await store_asset(
@@ -84,6 +88,7 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
         idempotency=idempotency,
         print_=print_,
         fair_share_cap=settings.fair_share_queued,
+        api_key_id=caller.key.id,
     )
     return _respond(await _finished(request, submission.job, wait_s), 202, wait_s=wait_s)
 
@@ -114,8 +119,11 @@ async def get_job(request: web.Request) -> web.Response:
         )
         headers = waiting.applied(wait_s)
     # Where it stands (queue place, ETA, timings): a few small queries the list does without.
-    standing = await progress.progress(request.app[keys.POOL], found)
-    job = JobOut.of(found, trace_ui_url=request.app[keys.SETTINGS].trace_ui_url, progress=standing)
+    pool = request.app[keys.POOL]
+    standing = await progress.progress(pool, found)
+    attempts = await deliveries.recent(pool, job_id=found.id) if found.webhook_url else []
+    trace_ui_url = request.app[keys.SETTINGS].trace_ui_url
+    job = JobOut.of(found, trace_ui_url=trace_ui_url, progress=standing, deliveries=attempts)
     return web.json_response(text=JobEnvelope(job=job).model_dump_json(), headers=headers)
 
 

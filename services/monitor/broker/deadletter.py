@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.broker import DEAD_AT_HEADER, QUEUE_HEADER, REASON_HEADER
+from shared.events import EventType
 from shared.topology import DELIVERY_LIMIT
 
 PREVIEW_CHARS = 300
@@ -74,7 +75,10 @@ def _attempts(death: Mapping[str, Any], envelope: Mapping[str, Any]) -> int | No
         return DELIVERY_LIMIT + 1
     data = envelope.get("data")
     attempt = data.get("attempt") if isinstance(data, dict) else None
-    return attempt + 1 if isinstance(attempt, int) else None
+    if not isinstance(attempt, int):
+        return None
+    # A job's attempt counts the tries before this message (0 first); a webhook's counts from 1.
+    return attempt if envelope.get("type") == EventType.WEBHOOK_DELIVERY else attempt + 1
 
 
 def _reason(headers: Mapping[str, Any], death: Mapping[str, Any]) -> str:

@@ -18,10 +18,10 @@ from aio_pika.exceptions import ChannelNotFoundEntity
 from aiormq import spec
 
 from shared.domain import Tier
-from shared.topology import RETRY_DELAYS_MS, Topology
+from shared.topology import RETRY_DELAYS_MS, WEBHOOK_RETRY_DELAYS_MS, Topology
 
 log = structlog.get_logger()
-QueueKind = Literal["work", "retry", "dead_letter", "monitor"]
+QueueKind = Literal["work", "retry", "webhook", "webhook_retry", "dead_letter", "monitor"]
 INSPECT_TIMEOUT_S = 5.0
 
 
@@ -37,6 +37,9 @@ class QueueStat:
 def kinds(topology: Topology) -> dict[str, QueueKind]:
     found: dict[str, QueueKind] = {topology.work_queue(tier): "work" for tier in Tier}
     found |= {topology.retry_queue(t, n): "retry" for t in Tier for n in range(len(RETRY_DELAYS_MS))}
+    # Webhooks waiting to be sent, and waiting out a backoff: not jobs, so no part of the queue depth.
+    found[topology.webhook_queue] = "webhook"
+    found |= {topology.webhook_retry_queue(n): "webhook_retry" for n in range(len(WEBHOOK_RETRY_DELAYS_MS))}
     return found | {topology.dead_letter_queue: "dead_letter", topology.monitor_queue: "monitor"}
 
 

@@ -86,7 +86,17 @@ async def retry(request: web.Request) -> web.Response:
         raise Conflict(f"job is {failed.status.value}; only a failed job can be retried", field="job_id")
     key, pool, broker = _retry_key(failed), request.app[keys.POOL], request.app[keys.BROKER]
     new = NewJob(
-        failed.asset_id, failed.prompt, failed.tier, failed.style, failed.owner, idempotency_key=key, retry_of=failed.id
+        failed.asset_id,
+        failed.prompt,
+        failed.tier,
+        failed.style,
+        failed.owner,
+        idempotency_key=key,
+        retry_of=failed.id,
+        # Its receiver hears of the new job as it would have of the old one, signed with the same key.
+        api_key_id=failed.api_key_id,
+        webhook_url=failed.webhook_url,
+        webhook_events=failed.webhook_events,
     )
     try:
         job, status = await queueing.queue_job(pool, broker, new, fair_share_cap=settings.fair_share_queued), 201

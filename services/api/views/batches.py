@@ -1,0 +1,252 @@
+"""Batch endpoints: a listing's photos submitted, read, canceled, followed and downloaded together."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import stat
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+from aiohttp import web
+from opentelemetry import trace
+from stream_zip import NO_COMPRESSION_32, AsyncMemberFile, async_stream_zip
+
+from services.api import keys
+from services.api.allowance import Allowance
+from services.api.batch_schemas import BatchCreate, BatchEnvelope, BatchListQuery, BatchOut, BatchPage, BatchSummary
+from services.api.bodies import parse_model, read_json
+from services.api.limits import IN_FLIGHT_RETRY_AFTER_S
+from services.api.schemas import JobOut
+from shared import batches, batchwatch, cancellation, progress
+from shared.batches import Batch, NewBatch, Progress
+from shared.domain import JobStatus
+from shared.errors import Conflict, MalformedBody, NotFound, TooManyRequests
+from shared.http.params import path_uuid
+from shared.jobs import Job, NewJob
+from shared.storage import Store
+from shared.telemetry.tracing import trace_id_of
+from shared.webhooks.subscription import WebhookEvent
+from shared.webhooks.targets import check_target
+
+log = structlog.get_logger()
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A comment this often keeps proxies and clients from taking a quiet stream for a dead one.
+KEEPALIVE_S = 15.0
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+ZIP_MODE = stat.S_IFREG | 0o644
+
+
+async def load_batch(request: web.Request) -> Batch:
+    batch_id = path_uuid(request, "batch_id")
+    batch = await batches.get_batch(request.app[keys.POOL], batch_id, owner=request[keys.CALLER].owner)
+    if batch is None:
+        raise NotFound(f"batch {batch_id} does not exist", field="batch_id")
+    return batch
+
+
+async def _respond(request: web.Request, batch: Batch, status: int) -> web.Response:
+    pool = request.app[keys.POOL]
+    jobs = await batches.batch_jobs(pool, batch.id)
+    eta = await progress.batch_eta_seconds(pool, jobs)
+    body = BatchEnvelope(batch=BatchOut.with_jobs(batch, jobs, eta)).model_dump_json()
+    return web.json_response(text=body, status=status, headers={"Location": f"/batches/{batch.id}"})
+
+
+def _require_room(allowance: Allowance, jobs: int) -> None:
+    """Every job of the batch counts against the jobs in flight: all of them fit, or none is taken."""
+    if allowance.in_flight + jobs > allowance.in_flight_limit:
+        raise TooManyRequests(
+            f"{allowance.in_flight} jobs of this key are queued or processing; {jobs} more would pass the limit "
+            f"of {allowance.in_flight_limit}",
+            code="too_many_jobs_in_flight",
+            headers={**allowance.headers(), "Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+        )
+
+
+async def _find_replay(pool: asyncpg.Pool, owner: str, key: str | None, print_: str, ttl_s: float) -> Batch | None:
+    """The batch an earlier request with this key created; 409 when that request was different."""
+    if key is None:
+        return None
+    existing = await batches.find_by_idempotency_key(pool, owner, key, ttl_s=ttl_s)
+    if existing is not None and existing.request_fingerprint != print_:
+        raise Conflict("Idempotency-Key was already used with a different request", field=IDEMPOTENCY_HEADER)
+    return existing
+
+
+async def _checked(request: web.Request, body: BatchCreate) -> None:
+    """Every asset the caller's, every prompt allowed, every webhook a target we may call; cheapest first."""
+    caller, pool = request[keys.CALLER], request.app[keys.POOL]
+    missing = await batches.missing_assets(pool, [job.asset_id for job in body.jobs], owner=caller.owner)
+    if missing:
+        index = next(i for i, job in enumerate(body.jobs) if job.asset_id == missing[0])
+        raise NotFound(f"asset {missing[0]} does not exist", field=f"jobs.{index}.asset_id")
+    for prompt in dict.fromkeys(job.prompt for job in body.jobs):
+        await request.app[keys.MODERATOR].check(prompt)
+    allow_private = request.app[keys.SETTINGS].webhook_allow_private_targets
+    for url in dict.fromkeys(url for url in (body.webhook_url, *(job.webhook_url for job in body.jobs)) if url):
+        await check_target(url, allow_private=allow_private)
+
+
+def _events(events: list[WebhookEvent] | None) -> list[str] | None:
+    return sorted(set(events)) if events else None
+
+
+def _new_jobs(request: web.Request, body: BatchCreate) -> list[NewJob]:
+    """The batch's jobs; a job's own webhook URL or events stand in for the batch's."""
+    caller, trace_id = request[keys.CALLER], trace_id_of(trace.get_current_span())
+    return [
+        NewJob(
+            job.asset_id,
+            job.prompt,
+            job.tier,
+            job.style,
+            caller.owner,
+            trace_id=trace_id,
+            api_key_id=caller.key.id,
+            webhook_url=job.webhook_url or body.webhook_url,
+            webhook_events=_events(job.webhook_events if job.webhook_events is not None else body.webhook_events),
+        )
+        for job in body.jobs
+    ]
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    """Accept a listing: every job or none, in one transaction."""
+    if request.content_type != "application/json":
+        raise MalformedBody("send application/json")
+    settings, pool, caller = request.app[keys.SETTINGS], request.app[keys.POOL], request[keys.CALLER]
+    body = parse_model(BatchCreate, await read_json(request))
+    for job in body.jobs:
+        caller.require_tier(job.tier)
+    key, ttl_s = request.headers.get(IDEMPOTENCY_HEADER), settings.idempotency_ttl_s
+    print_ = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    replay = await _find_replay(pool, caller.owner, key, print_, ttl_s)
+    if replay is not None:
+        return await _respond(request, replay, 200)
+    _require_room(request[keys.ALLOWANCE], len(body.jobs))
+    await _checked(request, body)
+    new = NewBatch(caller.owner, caller.key.id, key, print_, body.webhook_url, _events(body.webhook_events))
+    if key is not None:
+        await batches.release_expired_idempotency_key(pool, caller.owner, key, ttl_s=ttl_s)
+    try:
+        batch, _ = await batches.queue_batch(
+            pool,
+            request.app[keys.BROKER],
+            new,
+            _new_jobs(request, body),
+            fair_share_cap=settings.fair_share_queued,
+        )
+    except asyncpg.UniqueViolationError:
+        # Two requests with one key raced; the loser answers with the winner's batch.
+        replay = await _find_replay(pool, caller.owner, key, print_, ttl_s)
+        if replay is None:
+            raise
+        return await _respond(request, replay, 200)
+    return await _respond(request, batch, 201)
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    return await _respond(request, await load_batch(request), 200)
+
+
+async def list_batches(request: web.Request) -> web.Response:
+    query = parse_model(BatchListQuery, dict(request.query))
+    page = await batches.list_batches(
+        request.app[keys.POOL], owner=request[keys.CALLER].owner, cursor=query.cursor, limit=query.limit
+    )
+    summaries = [BatchSummary.of(batch, standing) for batch, standing in page.batches]
+    return web.json_response(text=BatchPage(batches=summaries, next_cursor=page.next_cursor).model_dump_json())
+
+
+async def cancel_batch(request: web.Request) -> web.Response:
+    """Cancel every job still queued; those already processing run on."""
+    batch = await load_batch(request)
+    pool, broker, cap = request.app[keys.POOL], request.app[keys.BROKER], request.app[keys.SETTINGS].fair_share_queued
+    # Newest first: the held jobs are the newest, and canceling them first releases no other to the queues.
+    for job in reversed(await batches.batch_jobs(pool, batch.id)):
+        if job.status is JobStatus.QUEUED:
+            await cancellation.cancel_job(pool, broker, job.id, fair_share_cap=cap)  # None: it started meanwhile
+    return await _respond(request, batch, 200)
+
+
+def _event(name: str, data: str) -> bytes:
+    return f"event: {name}\ndata: {data}\n\n".encode()
+
+
+async def batch_events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: every job as it stands, each change as it happens, then `batch.completed`."""
+    batch = await load_batch(request)
+    pool, watch = request.app[keys.POOL], request.app[keys.BATCH_WATCH]
+    load = functools.partial(batches.batch_jobs, pool, batch.id)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    try:
+        async with contextlib.aclosing(batchwatch.follow(watch, batch.id, load, idle_s=KEEPALIVE_S)) as changes:
+            async for changed in changes:
+                chunks = [_event("job", JobOut.of(job).model_dump_json()) for job in changed]
+                await response.write(b"".join(chunks) or b": keepalive\n\n")
+        jobs = await load()
+        if batchwatch.finished(jobs):
+            summary = BatchSummary.of(batch, Progress.of(jobs)).model_dump_json()
+            await response.write(_event("batch.completed", summary))
+        await response.write_eof()
+    except ConnectionResetError:  # the client left: nothing more to send
+        log.info("batch.events_closed", batch_id=str(batch.id))
+    return response
+
+
+def _entry_name(index: int, width: int, job: Job, filename: str | None) -> str:
+    """`07-<the photo's name>.jpg`, or `07-<job id>.jpg` when it was uploaded without a name."""
+    stem = filename.rsplit(".", 1)[0] if filename and filename.rsplit(".", 1)[0] else str(job.id)
+    return f"{index:0{width}d}-{stem}.{EXTENSIONS.get(job.output_content_type or '', 'bin')}"
+
+
+async def _members(store: Store, entries: list[tuple[str, Job]]) -> AsyncIterator[AsyncMemberFile]:
+    """One zip member per output, each read only when the archive reaches it."""
+    for name, job in entries:
+        assert job.output_key is not None  # only succeeded jobs are listed
+        try:
+            data = await store.get(job.output_key)
+        except FileNotFoundError:  # removed since (retention): the archive goes on without it
+            log.warning("batch.output_missing", job_id=str(job.id))
+            continue
+        modified = job.completed_at or job.updated_at
+        yield name, modified, ZIP_MODE, NO_COMPRESSION_32, _chunks(data)
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def batch_outputs(request: web.Request) -> web.StreamResponse:
+    """Every succeeded job's output in one zip, streamed as it is read from the store."""
+    batch = await load_batch(request)
+    pool = request.app[keys.POOL]
+    jobs = await batches.batch_jobs(pool, batch.id)
+    done = [(index, job) for index, job in enumerate(jobs, 1) if job.status is JobStatus.SUCCEEDED and job.output_key]
+    if not done:
+        raise Conflict("no job of the batch has succeeded yet", field="batch_id")
+    names = await batches.asset_names(pool, [job.asset_id for _, job in done])
+    width = len(str(len(jobs)))
+    entries = [(_entry_name(index, width, job, names.get(job.asset_id)), job) for index, job in done]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="batch-{batch.id}.zip"',
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    try:
+        async for chunk in async_stream_zip(_members(request.app[keys.OUTPUTS], entries)):
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        log.info("batch.outputs_closed", batch_id=str(batch.id))
+    return response

@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks): where a job's state changes are announced, and how."""
