@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.api.schemas import (
     EXAMPLE_ASSET_ID,
@@ -63,12 +64,28 @@ _SHARED_PROMPT_OR_STYLE: list[JsonValue] = [
 ]
 
 
-class BatchCreate(BaseModel):
+class SharedOptions(BaseModel):
+    """What every job of a batch takes unless it names its own, and where the batch's webhook goes."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    prompt: str | None = BATCH_PROMPT_FIELD
+    tier: Tier | None = Field(default=None, description="Every job's tier unless it names its own (default free).")
+    style: Style | None = Field(default=None, description="Every job's style unless it names its own.")
+    # Every job's, unless the job names its own; the batch's completion goes to this one.
+    webhook_url: str | None = WEBHOOK_URL_FIELD
+    webhook_events: WebhookEvents | None = WEBHOOK_EVENTS_FIELD
+
+    @field_validator("prompt")
+    @classmethod
+    def _cleaned(cls, prompt: str | None) -> str | None:
+        return clean_prompt(prompt) if prompt is not None else None
+
+
+class BatchCreate(SharedOptions):
     """A listing's photos, each a job, submitted and followed together."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
         json_schema_extra={
             # A prompt or a style for every job: the batch's, or each job's own.
             "anyOf": [*_SHARED_PROMPT_OR_STYLE, {"properties": {"jobs": {"items": {"anyOf": _PROMPT_OR_STYLE}}}}],
@@ -77,13 +94,6 @@ class BatchCreate(BaseModel):
     )
 
     jobs: list[BatchJobCreate] = Field(min_length=1, max_length=MAX_BATCH_JOBS)
-    # Every job's, unless the job names its own.
-    prompt: str | None = BATCH_PROMPT_FIELD
-    tier: Tier | None = Field(default=None, description="Every job's tier unless it names its own (default free).")
-    style: Style | None = Field(default=None, description="Every job's style unless it names its own.")
-    # Every job's, unless the job names its own; the batch's completion goes to this one.
-    webhook_url: str | None = WEBHOOK_URL_FIELD
-    webhook_events: WebhookEvents | None = WEBHOOK_EVENTS_FIELD
 
     @model_validator(mode="before")
     @classmethod
@@ -94,10 +104,30 @@ class BatchCreate(BaseModel):
         shared = {name: data[name] for name in SHARED_OPTIONS if data.get(name) is not None}
         return {**data, "jobs": [{**shared, **job} if isinstance(job, dict) else job for job in data["jobs"]]}
 
-    @field_validator("prompt")
-    @classmethod
-    def _cleaned(cls, prompt: str | None) -> str | None:
-        return clean_prompt(prompt) if prompt is not None else None
+
+class BatchPhotos(SharedOptions):
+    """POST /batches as a multipart form: the photos themselves (a `file` part each, in order) and the
+    options every one of their jobs takes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": _SHARED_PROMPT_OR_STYLE,
+            "examples": [{"tier": "free", "style": "bright_airy", "webhook_events": "succeeded,failed"}],
+        }
+    )
+
+    @model_validator(mode="after")
+    def _prompt_or_style(self) -> BatchPhotos:
+        if self.prompt is None and self.style is None:
+            missing = PydanticCustomError("missing", "required unless the batch names a style")
+            detail = InitErrorDetails(type=missing, loc=("prompt",), input=None)
+            raise ValidationError.from_exception_data(type(self).__name__, [detail])
+        return self
+
+    def batch(self, asset_ids: list[uuid.UUID]) -> BatchCreate:
+        """The batch these options make of the photos once they are assets."""
+        jobs = [{"asset_id": str(asset_id)} for asset_id in asset_ids]
+        return BatchCreate.model_validate({**self.model_dump(mode="json", exclude_none=True), "jobs": jobs})
 
 
 class BatchHeaders(BaseModel):

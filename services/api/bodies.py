@@ -48,7 +48,16 @@ def parse_model(model: type[ModelT], data: Any) -> ModelT:
 @dataclass(frozen=True)
 class FormBody:
     fields: dict[str, str]
-    file: Upload | None
+    # Every file part, in order; a form that takes one keeps only the last (as the last field wins).
+    files: list[Upload]
+
+    @property
+    def file(self) -> Upload | None:
+        return self.files[-1] if self.files else None
+
+    def close(self) -> None:
+        for upload in self.files:
+            upload.close()
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -123,14 +132,24 @@ async def _in_time(request: web.Request, reading: Awaitable[T]) -> T:
         raise web.HTTPRequestTimeout() from error
 
 
-async def read_form(request: web.Request, *, max_file_bytes: int, file_field: str = "file") -> FormBody:
-    """Read a multipart form; the one file part is streamed with a byte cap."""
+async def read_form(
+    request: web.Request,
+    *,
+    max_file_bytes: int,
+    file_field: str = "file",
+    max_files: int = 1,
+    max_total_file_bytes: int | None = None,
+) -> FormBody:
+    """Read a multipart form; its file parts (one, or up to `max_files`) are streamed with byte caps: each
+    within `max_file_bytes`, all within `max_total_file_bytes`."""
     _refuse_encoded(request)
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError, KeyError) as error:
         raise MalformedBody("body is not a valid multipart form") from error
-    limits = _FormLimits(request.app[keys.SETTINGS].max_form_parts, max_file_bytes, file_field)
+    parts = request.app[keys.SETTINGS].max_form_parts + max_files - 1
+    total = max_total_file_bytes if max_total_file_bytes is not None else max_file_bytes
+    limits = _FormLimits(parts, total, file_field, max_file_bytes, max_files)
     try:
         return await _in_time(request, _read_parts(reader, limits))
     except (ValueError, *_CUT_SHORT) as error:  # aiohttp's parser on a body cut short or mangled
@@ -144,6 +163,8 @@ class _FormLimits:
     parts: int
     file_bytes: int
     file_field: str
+    per_file_bytes: int
+    max_files: int
     field_bytes: int = MAX_FORM_FIELDS_BYTES
 
     def count_part(self) -> None:
@@ -153,26 +174,28 @@ class _FormLimits:
 
 
 async def _read_parts(reader: MultipartReader, limits: _FormLimits) -> FormBody:
-    fields: dict[str, str] = {}
-    upload: Upload | None = None
+    form = FormBody({}, [])
     try:
         while (part := await reader.next()) is not None:
             limits.count_part()
             if not isinstance(part, BodyPartReader) or not part.name:
                 raise MalformedBody("nested or unnamed multipart parts are not accepted")
             if part.name == limits.file_field and part.filename is not None:
-                if upload is not None:
-                    upload.close()  # the last file part wins, as the last field does
-                # Every file part draws on one budget: a form of many files is as large as one.
-                upload = await read_file_part(part, max_bytes=limits.file_bytes)
+                if len(form.files) == limits.max_files == 1:
+                    form.files.pop().close()  # the last file part wins, as the last field does
+                elif len(form.files) == limits.max_files:
+                    raise PayloadTooLarge(f"at most {limits.max_files} files in one form", code="too_many_files")
+                # Every file part draws on one budget too: many files are as large as the form allows.
+                budget = min(limits.per_file_bytes, limits.file_bytes)
+                upload = await read_file_part(part, max_bytes=budget)
+                form.files.append(upload)
                 limits.file_bytes -= upload.size
             else:
-                fields[part.name] = await _read_field(part, limits)
+                form.fields[part.name] = await _read_field(part, limits)
     except BaseException:
-        if upload is not None:
-            upload.close()
+        form.close()
         raise
-    return FormBody(fields, upload)
+    return form
 
 
 async def _read_field(part: BodyPartReader, limits: _FormLimits) -> str:

@@ -43,6 +43,9 @@ class Endpoint:
     upload: bool = False
     # The field of `request` that a multipart `file` stands in for: exactly one of the two is sent.
     file_replaces: str | None = None
+    # A form that takes other fields than `request` and up to this many `file` parts (a batch's photos).
+    form: type[BaseModel] | None = None
+    max_files: int = 1
     errors: tuple[int, ...] = ()
     # Of the success answer; with `response`, that model is its body (or each event of a text/event-stream).
     media_type: str = "application/json"

@@ -107,6 +107,8 @@ def _json_body(endpoint: Endpoint, model: type[BaseModel]) -> dict[str, Any]:
 def _form_body(endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.request is None:  # the server reads `file` and ignores any other named field
         return {"type": "object", "properties": {"file": FILE}, "required": ["file"], "propertyNames": PART_NAME}
+    if endpoint.form is not None:
+        return _files_form(endpoint.form, endpoint.max_files)
     schema = _fields(endpoint.request)
     # A form field left out is how a form says "none"; arrays travel as one comma-separated field.
     schema["properties"] = {name: FORM_FIELDS.get(name, _non_null(prop)) for name, prop in schema["properties"].items()}
@@ -118,6 +120,15 @@ def _form_body(endpoint: Endpoint) -> dict[str, Any]:
     schema["properties"][name] = _non_null(schema["properties"][name])
     # Exactly one of the two: the server refuses both and neither.
     schema["oneOf"] = [{"required": [name]}, {"required": ["file"]}]
+    return schema
+
+
+def _files_form(model: type[BaseModel], max_files: int) -> dict[str, Any]:
+    """A form of `model`'s fields and 1 to `max_files` photos, a `file` part each."""
+    schema = _fields(model)
+    schema["properties"] = {name: FORM_FIELDS.get(name, _non_null(prop)) for name, prop in schema["properties"].items()}
+    schema["properties"]["file"] = {"type": "array", "items": FILE, "minItems": 1, "maxItems": max_files}
+    schema["required"] = [*schema.get("required", ()), "file"]
     return schema
 
 
@@ -142,7 +153,8 @@ def _request_body(endpoint: Endpoint) -> dict[str, Any] | None:
     if endpoint.request is not None:
         content["application/json"] = _media(_json_body(endpoint, endpoint.request), example)
     if endpoint.upload:
-        content["multipart/form-data"] = _media(_form_body(endpoint), example, encoding=FILE_ENCODING)
+        form_example = _example(endpoint.form) if endpoint.form is not None else example
+        content["multipart/form-data"] = _media(_form_body(endpoint), form_example, encoding=FILE_ENCODING)
     return {"required": True, "content": content} if content else None
 
 

@@ -7,12 +7,14 @@ from aiohttp import web
 
 from services.api import docs, keys
 from services.api.batch_schemas import (
+    MAX_BATCH_JOBS,
     BatchCreate,
     BatchEnvelope,
     BatchEvent,
     BatchHeaders,
     BatchListQuery,
     BatchPage,
+    BatchPhotos,
 )
 from services.api.endpoint import Endpoint, Handler, Header, router_path
 from services.api.schemas import (
@@ -172,9 +174,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/batches",
         batches.create_batch,
-        "Submit a listing's photos together: one job each, all or none",
+        "Submit a listing's photos together, uploaded (JSON) or sent along (a form): one job each, all or none",
         201,
         request=BatchCreate,
+        upload=True,
+        form=BatchPhotos,
+        max_files=MAX_BATCH_JOBS,
         headers=BatchHeaders,
         response=BatchEnvelope,
         response_headers=(BATCH_LOCATION,),

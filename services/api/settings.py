@@ -13,6 +13,8 @@ from shared.settings import FairShareSettings, HttpServiceSettings, StorageSetti
 
 class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings, WebhookSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # A batch's photos sent in one form, all together: a listing of 60 photos of 4 MB fits.
+    max_batch_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     # Well under Pillow's own bomb threshold (89 M pixels); a 48 MP camera frame still fits.
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     # Checked from the header before decoding too: a longest side, and how elongated a photo may be.

@@ -149,7 +149,11 @@ def stored_key(asset_id: uuid.UUID, info: ImageInfo) -> str:
 
 async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, owner: str, limits: DecodeLimits) -> Asset:
     """Check the image, store the bytes under a generated key, then record the asset as `owner`'s."""
-    info = await check_image(upload.file, limits)
+    return await store_checked(pool, storage, upload, await check_image(upload.file, limits), owner=owner)
+
+
+async def store_checked(pool: asyncpg.Pool, storage: Store, upload: Upload, info: ImageInfo, *, owner: str) -> Asset:
+    """Store an image check_image has passed, then record the asset as `owner`'s."""
     asset_id = uuid.uuid4()
     key = stored_key(asset_id, info)
     await storage.put_file(key, upload.file, upload.size)

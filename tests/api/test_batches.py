@@ -26,6 +26,7 @@ from tests.conftest import Client, bearer, record_asset
 from tests.harness.api import ApiFactory, Uploader, table_counts
 from tests.harness.poll import poll
 from tests.harness.worker import WorkerFactory
+from tests.worker.photos import encode, house
 
 pytestmark = pytest.mark.integration
 
@@ -440,3 +441,77 @@ async def test_a_batch_estimates_when_its_last_job_is_done(api: Client, upload: 
     # The batch is done when its job furthest back in the queue is.
     assert estimated["eta_seconds"] == pytest.approx(job["eta_seconds"], abs=0.5)
     assert estimated["eta_seconds"] >= 4.0
+
+
+def photos_form(photos: list[bytes], **fields: str) -> aiohttp.FormData:
+    form = aiohttp.FormData(default_to_multipart=True)
+    for name, value in fields.items():
+        form.add_field(name, value)
+    for n, photo in enumerate(photos):
+        form.add_field("file", photo, filename=f"room-{n}.jpg", content_type="image/jpeg")
+    return form
+
+
+async def test_a_listings_photos_sent_along_become_its_assets_and_jobs(
+    api: Client, photo: bytes, pool: asyncpg.Pool
+) -> None:
+    other = encode(house(320, 240))
+    response = await api.post(
+        "/batches",
+        data=photos_form([photo, other, photo], tier="premium", style="dusk", webhook_url=PUBLIC_HOOK),
+        headers={"Idempotency-Key": "listing-7"},
+    )
+    assert response.status == 201, await response.text()
+    batch = (await response.json())["batch"]
+    assert [(job["tier"], job["style"]) for job in batch["jobs"]] == [("premium", "dusk")] * 3
+    assert batch["webhook_url"] == PUBLIC_HOOK
+    names = await pool.fetch(
+        "SELECT assets.filename FROM jobs JOIN assets ON assets.id = jobs.asset_id WHERE batch_id = $1"
+        " ORDER BY jobs.created_at, jobs.id",
+        uuid.UUID(batch["id"]),
+    )
+    assert [row["filename"] for row in names] == ["room-0.jpg", "room-1.jpg", "room-2.jpg"]
+
+    # The same photos and options again: the same batch, and no photo stored twice.
+    before = await table_counts(pool, ("assets", *STORED))
+    again = await api.post(
+        "/batches",
+        data=photos_form([photo, other, photo], tier="premium", style="dusk", webhook_url=PUBLIC_HOOK),
+        headers={"Idempotency-Key": "listing-7"},
+    )
+    assert again.status == 200
+    assert (await again.json())["batch"]["id"] == batch["id"]
+    assert await table_counts(pool, ("assets", *STORED)) == before
+    other_photos = await api.post(
+        "/batches", data=photos_form([other], style="dusk"), headers={"Idempotency-Key": "listing-7"}
+    )
+    assert other_photos.status == 409
+
+
+@pytest.mark.parametrize(
+    ("photos", "fields", "status", "field"),
+    [
+        ("good,broken,good", {"style": "dusk"}, 415, "file.1"),
+        ("good", {}, 422, "prompt"),  # no prompt and no style: nothing to ask for
+        ("", {"style": "dusk"}, 422, "file"),
+        ("good", {"style": "dusk", "tier": "gold"}, 422, "tier"),
+        ("good", {"style": "dusk", "webhook_url": "http://10.0.0.1/hooks"}, 422, "webhook_url"),
+    ],
+)
+async def test_a_bad_form_stores_nothing(
+    api: Client, photo: bytes, pool: asyncpg.Pool, photos: str, fields: dict[str, str], status: int, field: str
+) -> None:
+    sent = [photo if kind == "good" else b"not a photo at all" for kind in photos.split(",") if kind]
+    response = await api.post("/batches", data=photos_form(sent, **fields))
+    assert response.status == status, await response.text()
+    assert (await response.json())["error"]["field"] == field
+    assert await table_counts(pool, ("assets", *STORED)) == dict.fromkeys(("assets", *STORED), 0)
+
+
+async def test_a_listing_over_the_forms_byte_cap_stores_nothing(
+    api_factory: ApiFactory, photo: bytes, pool: asyncpg.Pool
+) -> None:
+    api = await api_factory(max_batch_upload_bytes=2 * len(photo) + 1)
+    response = await api.post("/batches", data=photos_form([photo] * 3, style="dusk"))
+    assert response.status == 413, await response.text()
+    assert await table_counts(pool, ("assets", *STORED)) == dict.fromkeys(("assets", *STORED), 0)

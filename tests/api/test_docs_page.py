@@ -47,6 +47,8 @@ def test_every_input_but_a_bare_file_has_an_example_valid_for_its_schema() -> No
             assert example is None, where  # a photo alone: no JSON value is one
             continue
         assert example is not None, f"{where} has no example"
+        if "multipart" in where:  # the text fields of a form of photos: no JSON value is a photo
+            schema = {**schema, "required": [name for name in schema.get("required", ()) if name != "file"]}
         # Against the document as a whole, so `$ref`s to its components resolve; a file part is a string.
         rooted = {**schema, "components": spec["components"]}
         jsonschema.Draft202012Validator(rooted, format_checker=jsonschema.FormatChecker()).validate(example)

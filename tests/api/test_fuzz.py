@@ -74,9 +74,17 @@ def _real_photo(context: schemathesis.HookContext, case: schemathesis.Case[Any])
         return case
     body: dict[str, Any] = case.body
     sent = body.get("file")
-    if isinstance(sent, bytes | str) and not _is_photo(sent):
-        body["file"] = _photo("JPEG", 16, 16, (len(sent) % 256, 90, 160))
+    if isinstance(sent, list):  # a batch's photos, a part each
+        body["file"] = [_as_photo(item) for item in sent]
+    elif isinstance(sent, bytes | str):
+        body["file"] = _as_photo(sent)
     return case
+
+
+def _as_photo(sent: object) -> object:
+    if isinstance(sent, bytes | str) and not _is_photo(sent):
+        return _photo("JPEG", 16, 16, (len(sent) % 256, 90, 160))
+    return sent
 
 
 def _reachable_hooks(context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> schemathesis.Case[Any]:

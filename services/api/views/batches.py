@@ -6,6 +6,7 @@ import contextlib
 import functools
 import hashlib
 import stat
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -16,14 +17,24 @@ from stream_zip import NO_COMPRESSION_32, AsyncMemberFile, async_stream_zip
 
 from services.api import keys
 from services.api.allowance import Allowance
-from services.api.batch_schemas import BatchCreate, BatchEnvelope, BatchListQuery, BatchOut, BatchPage, BatchSummary
-from services.api.bodies import parse_model, read_json
+from services.api.batch_schemas import (
+    MAX_BATCH_JOBS,
+    BatchCreate,
+    BatchEnvelope,
+    BatchListQuery,
+    BatchOut,
+    BatchPage,
+    BatchPhotos,
+    BatchSummary,
+)
+from services.api.bodies import parse_model, read_form, read_json
 from services.api.limits import IN_FLIGHT_RETRY_AFTER_S
 from services.api.schemas import JobOut
+from services.api.uploads import Upload, check_image, display_name, store_checked
 from shared import batches, batchwatch, cancellation, progress
 from shared.batches import Batch, NewBatch, Progress
-from shared.domain import JobStatus
-from shared.errors import Conflict, MalformedBody, NotFound, TooManyRequests
+from shared.domain import JobStatus, Tier
+from shared.errors import Conflict, InputError, InvalidField, MalformedBody, NotFound, TooManyRequests
 from shared.http.params import path_uuid
 from shared.jobs import Job, NewJob
 from shared.storage import Store
@@ -67,11 +78,13 @@ def _require_room(allowance: Allowance, jobs: int) -> None:
         )
 
 
-async def _find_replay(pool: asyncpg.Pool, owner: str, key: str | None, print_: str, ttl_s: float) -> Batch | None:
+async def _find_replay(request: web.Request, print_: str) -> Batch | None:
     """The batch an earlier request with this key created; 409 when that request was different."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
-    existing = await batches.find_by_idempotency_key(pool, owner, key, ttl_s=ttl_s)
+    owner, ttl_s = request[keys.CALLER].owner, request.app[keys.SETTINGS].idempotency_ttl_s
+    existing = await batches.find_by_idempotency_key(request.app[keys.POOL], owner, key, ttl_s=ttl_s)
     if existing is not None and existing.request_fingerprint != print_:
         raise Conflict("Idempotency-Key was already used with a different request", field=IDEMPOTENCY_HEADER)
     return existing
@@ -84,10 +97,17 @@ async def _checked(request: web.Request, body: BatchCreate) -> None:
     if missing:
         index = next(i for i, job in enumerate(body.jobs) if job.asset_id == missing[0])
         raise NotFound(f"asset {missing[0]} does not exist", field=f"jobs.{index}.asset_id")
-    for prompt in dict.fromkeys(job.prompt for job in body.jobs):
+    await _allowed(
+        request, [job.prompt for job in body.jobs], [body.webhook_url, *(job.webhook_url for job in body.jobs)]
+    )
+
+
+async def _allowed(request: web.Request, prompts: list[str], urls: list[str | None]) -> None:
+    """Every prompt past moderation, every webhook a target we may call."""
+    for prompt in dict.fromkeys(prompts):
         await request.app[keys.MODERATOR].check(prompt)
     allow_private = request.app[keys.SETTINGS].webhook_allow_private_targets
-    for url in dict.fromkeys(url for url in (body.webhook_url, *(job.webhook_url for job in body.jobs)) if url):
+    for url in dict.fromkeys(url for url in urls if url):
         await check_target(url, allow_private=allow_private)
 
 
@@ -115,20 +135,72 @@ def _new_jobs(request: web.Request, body: BatchCreate) -> list[NewJob]:
 
 
 async def create_batch(request: web.Request) -> web.Response:
-    """Accept a listing: every job or none, in one transaction."""
+    """Accept a listing, every job or none in one transaction: uploaded assets (JSON), or the photos (a form)."""
+    if request.content_type == "multipart/form-data":
+        return await _accept_photos(request)
     if request.content_type != "application/json":
-        raise MalformedBody("send application/json")
-    settings, pool, caller = request.app[keys.SETTINGS], request.app[keys.POOL], request[keys.CALLER]
+        raise MalformedBody("send application/json (uploaded assets) or multipart/form-data (the photos)")
     body = parse_model(BatchCreate, await read_json(request))
     for job in body.jobs:
-        caller.require_tier(job.tier)
-    key, ttl_s = request.headers.get(IDEMPOTENCY_HEADER), settings.idempotency_ttl_s
-    print_ = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    replay = await _find_replay(pool, caller.owner, key, print_, ttl_s)
-    if replay is not None:
+        request[keys.CALLER].require_tier(job.tier)
+    print_ = _fingerprint(body.model_dump_json())
+    if (replay := await _find_replay(request, print_)) is not None:
         return await _respond(request, replay, 200)
     _require_room(request[keys.ALLOWANCE], len(body.jobs))
     await _checked(request, body)
+    return await _create(request, body, print_)
+
+
+async def _accept_photos(request: web.Request) -> web.Response:
+    """The photos become assets once every check has passed (one bad photo stores none), then a batch."""
+    settings, caller = request.app[keys.SETTINGS], request[keys.CALLER]
+    form = await read_form(
+        request,
+        max_file_bytes=settings.max_upload_bytes,
+        max_files=MAX_BATCH_JOBS,
+        max_total_file_bytes=settings.max_batch_upload_bytes,
+    )
+    try:
+        options = parse_model(BatchPhotos, form.fields)
+        if not form.files:
+            raise InvalidField("send the photos as `file` parts, one per photo", field="file")
+        caller.require_tier(options.tier or Tier.FREE)
+        print_ = _fingerprint(options.model_dump_json(), *(upload.sha256 for upload in form.files))
+        if (replay := await _find_replay(request, print_)) is not None:
+            return await _respond(request, replay, 200)
+        _require_room(request[keys.ALLOWANCE], len(form.files))
+        request[keys.ALLOWANCE].require_bytes(sum(upload.size for upload in form.files))
+        await _allowed(request, [options.prompt or ""], [options.webhook_url])
+        asset_ids = await _store_photos(request, form.files)
+    finally:
+        form.close()
+    return await _create(request, options.batch(asset_ids), print_)
+
+
+async def _store_photos(request: web.Request, photos: list[Upload]) -> list[uuid.UUID]:
+    limits, pool, store = request.app[keys.DECODES], request.app[keys.POOL], request.app[keys.UPLOADS]
+    checked = []
+    for index, photo in enumerate(photos):
+        try:
+            checked.append(await check_image(photo.file, limits))
+        except InputError as error:
+            name = display_name(photo.filename) or "no name"
+            raise type(error)(f"photo {index + 1} ({name}): {error.message}", field=f"file.{index}") from error
+    owner = request[keys.CALLER].owner
+    return [
+        (await store_checked(pool, store, photo, info, owner=owner)).id
+        for photo, info in zip(photos, checked, strict=True)
+    ]
+
+
+def _fingerprint(*parts: str) -> str:
+    """What makes two requests with one Idempotency-Key "the same"."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+async def _create(request: web.Request, body: BatchCreate, print_: str) -> web.Response:
+    settings, pool, caller = request.app[keys.SETTINGS], request.app[keys.POOL], request[keys.CALLER]
+    key, ttl_s = request.headers.get(IDEMPOTENCY_HEADER), settings.idempotency_ttl_s
     new = NewBatch(caller.owner, caller.key.id, key, print_, body.webhook_url, _events(body.webhook_events))
     if key is not None:
         await batches.release_expired_idempotency_key(pool, caller.owner, key, ttl_s=ttl_s)
@@ -142,7 +214,7 @@ async def create_batch(request: web.Request) -> web.Response:
         )
     except asyncpg.UniqueViolationError:
         # Two requests with one key raced; the loser answers with the winner's batch.
-        replay = await _find_replay(pool, caller.owner, key, print_, ttl_s)
+        replay = await _find_replay(request, print_)
         if replay is None:
             raise
         return await _respond(request, replay, 200)
