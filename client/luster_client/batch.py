@@ -1,27 +1,30 @@
-"""`luster submit`: one job per photo, submitted once however often the run is repeated, then waited on.
+"""`luster submit`: the photos uploaded once, then submitted as one batch (a hundred photos a batch), once
+however often the run is repeated.
 
-A photo's idempotency key is the hex sha256 of its bytes, a NUL, the tier, a NUL, the style, a NUL and
-the prompt: the same photo sent the same way names the same job, so a rerun after an interruption gets
-the jobs it already created back from the API instead of new ones. The state file saves a rerun from
-sending those photos again at all.
+A photo's key is the hex sha256 of its bytes, a NUL, the tier, a NUL, the style, a NUL and the prompt; a
+batch's Idempotency-Key is the sha256 of its photos' keys (in key order, NUL-separated). The same photos sent
+the same way, with the same assets (see uploads.py), are the same request, so a rerun after an interruption
+gets the batch it already created back from the API instead of a second one. The state file saves a rerun
+from uploading those photos, or asking for that batch, again at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from luster_client.client import AsyncLuster, write_whole
-from luster_client.errors import ApiError, LusterClientError, TransportError
-from luster_client.models import Job
-from luster_client.progress import Progress, count
+from luster_client.client import AsyncLuster
+from luster_client.errors import ApiError
+from luster_client.follow import Follower
+from luster_client.models import Batch, Job
+from luster_client.progress import Progress
 from luster_client.state import STATE_FILE, State
+from luster_client.uploads import Uploads
 
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
-WAIT_S = 30  # one long poll; the API answers sooner when the job finishes
-PARALLEL_WAITS = 8
+MAX_BATCH_JOBS = 100  # the most POST /batches takes
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class Options:
 @dataclass
 class Item:
     path: Path
-    key: str
+    key: str  # the photo and the options
+    sha256: str  # the photo alone: its asset
     name: str  # the output's file name without its extension
     job: Job | None = None
     download_error: str | None = None
@@ -47,6 +51,23 @@ class Item:
         return self.job is not None and self.job.status not in ("failed", "canceled") and not self.download_error
 
 
+@dataclass
+class Group:
+    """The items of one batch, in the order the batch lists its jobs."""
+
+    items: list[Item]
+    key: str = field(init=False)
+    batch: Batch | None = None
+
+    def __post_init__(self) -> None:
+        self.key = batch_key(self.items)
+
+    def take(self, batch: Batch) -> None:
+        self.batch = batch
+        for item, job in zip(self.items, batch.jobs, strict=True):
+            item.job = job
+
+
 def idempotency_key(content: bytes, options: Options) -> str:
     digest = hashlib.sha256(content)
     for part in (options.tier, options.style, options.prompt or ""):
@@ -54,18 +75,29 @@ def idempotency_key(content: bytes, options: Options) -> str:
     return digest.hexdigest()
 
 
+def batch_key(items: list[Item]) -> str:
+    return hashlib.sha256(b"\0".join(item.key.encode() for item in items)).hexdigest()
+
+
 def plan(paths: list[Path], options: Options) -> list[Item]:
     """One item per distinct photo and options; outputs named after the photo, made unique if two share a stem."""
     items: dict[str, Item] = {}
     stems = [path.stem for path in paths]
     for path in paths:
-        key = idempotency_key(path.read_bytes(), options)
+        content = path.read_bytes()
+        key = idempotency_key(content, options)
         name = path.stem if stems.count(path.stem) == 1 else f"{path.stem}-{key[:8]}"
-        items.setdefault(key, Item(path, key, name))
+        items.setdefault(key, Item(path, key, hashlib.sha256(content).hexdigest(), name))
     return list(items.values())
 
 
-class Batch:
+def groups(items: list[Item]) -> list[Group]:
+    """Batches of at most MAX_BATCH_JOBS, in key order: the same photos make the same batches in any order."""
+    ordered = sorted(items, key=lambda item: item.key)
+    return [Group(ordered[start : start + MAX_BATCH_JOBS]) for start in range(0, len(ordered), MAX_BATCH_JOBS)]
+
+
+class Submission:
     def __init__(self, client: AsyncLuster, options: Options, progress: Progress) -> None:
         self.client = client
         self.options = options
@@ -75,68 +107,57 @@ class Batch:
         self.state = State(directory / STATE_FILE)
 
     async def run(self, items: list[Item]) -> bool:
-        """Submit every item (and with `wait`, wait and download); True when none failed."""
-        for number, item in enumerate(items, 1):
-            await self._submit(item)
-            self.progress.show(f"submitted {number}/{len(items)}")
+        """Upload and submit every item (and with `wait`, wait and download); True when none failed."""
+        uploads = Uploads(self.client, self.state)
+        await uploads.assets(_photos(items))
+        self.progress.show(f"uploaded {len(items)}/{len(items)}")
+        batches = groups(items)
+        for group in batches:
+            await self._submit(group, uploads)
         if self.options.wait:
             async with asyncio.timeout(self.options.timeout_s):
-                await self._wait_all(items)
+                await Follower(self.client, self.progress, self.options.out).run(batches)
         self.progress.end()
         return all(item.ok for item in items)
 
-    async def _submit(self, item: Item) -> None:
-        known = self.state.jobs.get(item.key)
+    async def _submit(self, group: Group, uploads: Uploads) -> None:
+        known = self.state.batches.get(group.key)
         if known is not None:
             try:
-                item.job = await self.client.get_job(known)
+                group.take(await self.client.get_batch(known))
                 return
             except ApiError as error:
                 if error.status != 404:  # a 404: deleted since (retention), so it is sent again below
                     raise
-        options = self.options
-        item.job = await self.client.submit(
-            photo=item.path, prompt=options.prompt, tier=options.tier, style=options.style, idempotency_key=item.key
+        for _ in range(len(group.items)):
+            try:
+                batch = await self._create(group, await uploads.assets(_photos(group.items)))
+                break
+            except ApiError as error:
+                gone = _gone(error, group)
+                if gone is None:
+                    raise
+                await uploads.forget(gone.sha256)  # its asset was deleted since (retention): upload it again
+        else:
+            batch = await self._create(group, await uploads.assets(_photos(group.items)))
+        await asyncio.to_thread(self.state.record_batch, group.key, str(batch.id))
+        group.take(batch)
+        self.progress.say(f"batch {batch.id}: {batch.total} photos")
+
+    async def _create(self, group: Group, assets: dict[str, str]) -> Batch:
+        options, asset_ids = self.options, [assets[item.sha256] for item in group.items]
+        return await self.client.create_batch(
+            asset_ids, tier=options.tier, style=options.style, prompt=options.prompt, idempotency_key=group.key
         )
-        await asyncio.to_thread(self.state.record, item.key, str(item.job.id))
 
-    async def _wait_all(self, items: list[Item]) -> None:
-        gate = asyncio.Semaphore(PARALLEL_WAITS)
-        self._redraw(items)
-        try:
-            async with asyncio.TaskGroup() as group:
-                for item in items:
-                    group.create_task(self._finish(item, items, gate))
-        except* LusterClientError as failed:  # the first, as the caller would have had it without the group
-            raise failed.exceptions[0] from None
 
-    async def _finish(self, item: Item, items: list[Item], gate: asyncio.Semaphore) -> None:
-        assert item.job is not None  # submitted by run()
-        while not item.job.finished:
-            async with gate:
-                item.job = await self.client.get_job(item.job.id, wait=WAIT_S)
-            self._redraw(items)
-        if item.job.status == "succeeded" and self.options.out is not None:
-            await self._download(item)
-        elif item.job.status != "succeeded":
-            reason = f"{item.job.error.code}: {item.job.error.message}" if item.job.error else item.job.status
-            self.progress.say(f"{item.path}: job {item.job.id} {item.job.status} ({reason})")
+def _photos(items: list[Item]) -> list[tuple[str, str]]:
+    return [(item.sha256, str(item.path)) for item in items]
 
-    async def _download(self, item: Item) -> None:
-        assert item.job is not None
-        assert self.options.out is not None
-        existing = [self.options.out / f"{item.name}{ext}" for ext in EXTENSIONS.values()]
-        if any(path.exists() for path in existing):  # a download is renamed into place whole: this one finished
-            return
-        try:
-            found = await self.client.output(item.job.id)
-        except (ApiError, TransportError) as error:  # the others go on; a rerun tries this one again
-            item.download_error = str(error)
-            self.progress.say(f"{item.path}: job {item.job.id} succeeded but its output did not download: {error}")
-            return
-        dest = self.options.out / f"{item.name}{EXTENSIONS.get(found.content_type, '.bin')}"
-        await asyncio.to_thread(write_whole, dest, found.data)
-        self.progress.say(f"{item.path} -> {dest}")
 
-    def _redraw(self, items: list[Item]) -> None:
-        self.progress.show(count(item.job for item in items if item.job is not None).line())
+def _gone(error: ApiError, group: Group) -> Item | None:
+    """The item whose asset a 404 from POST /batches names (`jobs.<index>.asset_id`), if it names one."""
+    named = re.fullmatch(r"jobs\.(\d+)\.asset_id", error.field or "")
+    if error.status != 404 or named is None or int(named.group(1)) >= len(group.items):
+        return None
+    return group.items[int(named.group(1))]

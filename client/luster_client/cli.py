@@ -1,4 +1,5 @@
-"""The `luster` command line: submit photos, read a job, list jobs; configured by LUSTER_API_URL and LUSTER_API_KEY."""
+"""The `luster` command line: submit photos as batches, read and list batches and jobs; configured by
+LUSTER_API_URL and LUSTER_API_KEY."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from luster_client.batch import Batch, Options, plan
+from luster_client.batch import Options, Submission, plan
 from luster_client.client import MAX_WAIT_S, AsyncLuster
 from luster_client.config import Config
 from luster_client.errors import ConfigError, LusterClientError
-from luster_client.models import STYLES, TIERS, Job
-from luster_client.progress import Progress
+from luster_client.follow import POLL_S
+from luster_client.models import STYLES, TIERS, Batch, BatchSummary, Job
+from luster_client.progress import Progress, batch_line, tally
 
 # The API has no route for a key to read or manage itself: keys are an operator's business.
 KEYS_MESSAGE = (
@@ -26,7 +28,7 @@ KEYS_MESSAGE = (
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="luster", description="Enhance listing photos with Luster.")
     commands = top.add_subparsers(dest="command", required=True)
-    submit = commands.add_parser("submit", help="submit one job per photo (a rerun never submits one twice)")
+    submit = commands.add_parser("submit", help="upload photos and submit them as one batch (never twice)")
     submit.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     submit.add_argument("--tier", choices=TIERS, default="free")
     submit.add_argument("--style", choices=STYLES, default="default")
@@ -40,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
     jobs = commands.add_parser("jobs", help="list your jobs, newest first")
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--status", choices=("queued", "processing", "succeeded", "failed", "canceled"))
+    batches = commands.add_parser("batches", help="list your batches, newest first")
+    batches.add_argument("--limit", type=int, default=20)
+    batch = commands.add_parser("batch", help="show a batch and its jobs")
+    batch.add_argument("batch_id")
+    batch.add_argument("--wait", action="store_true", help="wait until every job has finished, showing progress")
+    batch.add_argument("--zip", type=Path, metavar="FILE", help="download every succeeded output in one zip")
     commands.add_parser("keys", help="where API keys come from")
     return top
 
@@ -57,6 +65,15 @@ def describe(job: Job) -> str:
     return "\n".join(lines)
 
 
+def describe_batch(batch: BatchSummary) -> str:
+    lines = [f"{batch.id}  {batch.status}  {tally(batch).line()}  created {batch.created_at:%Y-%m-%d %H:%M:%S}"]
+    for job in batch.jobs if isinstance(batch, Batch) else []:
+        lines.append(f"  {job.id}  {job.status}  tier={job.tier} style={job.style}")
+        if job.error:
+            lines.append(f"    error {job.error.code}: {job.error.message}")
+    return "\n".join(lines)
+
+
 async def _submit(client: AsyncLuster, args: argparse.Namespace) -> int:
     missing = [str(path) for path in args.paths if not path.is_file()]
     if missing:
@@ -65,7 +82,7 @@ async def _submit(client: AsyncLuster, args: argparse.Namespace) -> int:
     options = Options(args.tier, args.style, args.prompt, args.out, args.wait or args.out is not None, args.timeout)
     items = await asyncio.to_thread(plan, args.paths, options)
     try:
-        succeeded = await Batch(client, options, Progress()).run(items)
+        succeeded = await Submission(client, options, Progress()).run(items)
     except TimeoutError:
         print(f"\nluster: gave up waiting after {args.timeout:g} s; run it again to resume", file=sys.stderr)
         return 1
@@ -75,17 +92,42 @@ async def _submit(client: AsyncLuster, args: argparse.Namespace) -> int:
     return 0 if succeeded else 1
 
 
+async def _batch(client: AsyncLuster, args: argparse.Namespace) -> int:
+    batch = await client.get_batch(args.batch_id)
+    if args.wait:
+        progress = Progress()
+        progress.show(batch_line(batch))
+        while not batch.finished:
+            await asyncio.sleep(POLL_S)
+            batch = await client.get_batch(batch.id)
+            progress.show(batch_line(batch))
+        progress.end()
+    print(describe_batch(batch))
+    if args.zip is not None:
+        print(f"{await client.download_batch_zip(batch.id, args.zip)}")
+    return 1 if args.wait and tally(batch).failed else 0
+
+
+async def _list(client: AsyncLuster, args: argparse.Namespace) -> int:
+    if args.command == "batches":
+        for summary in (await client.list_batches(limit=args.limit)).batches:
+            print(describe_batch(summary))
+        return 0
+    for job in (await client.list_jobs(limit=args.limit, status=args.status)).jobs:
+        print(describe(job))
+    return 0
+
+
 async def _run(config: Config, args: argparse.Namespace) -> int:
     async with AsyncLuster.from_config(config) as client:
         if args.command == "submit":
             return await _submit(client, args)
+        if args.command == "batch":
+            return await _batch(client, args)
         if args.command == "status":
             print(describe(await client.get_job(args.job_id, wait=args.wait)))
             return 0
-        page = await client.list_jobs(limit=args.limit, status=args.status)
-        for job in page.jobs:
-            print(describe(job))
-        return 0
+        return await _list(client, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

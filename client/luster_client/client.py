@@ -5,43 +5,57 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import aiohttp
-from multidict import CIMultiDictProxy
-from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from luster_client.config import Config
 from luster_client.errors import ApiError, TransportError
-from luster_client.models import Asset, AssetEnvelope, ErrorBody, Job, JobEnvelope, JobPage
+from luster_client.models import (
+    Asset,
+    AssetEnvelope,
+    AssetPage,
+    Batch,
+    BatchEnvelope,
+    BatchPage,
+    DirectUpload,
+    DirectUploadEnvelope,
+    Job,
+    JobEnvelope,
+    JobPage,
+    WebhookSecretEnvelope,
+)
 from luster_client.retry import RetryPolicy
+from luster_client.wire import (
+    MAX_WAIT_S,
+    Answer,
+    Body,
+    Output,
+    Photo,
+    Sink,
+    api_error,
+    form,
+    multipart,
+    parse,
+    partial_path,
+    prefer,
+    read_photo,
+    streamed_to,
+    write_whole,
+)
 
-MAX_WAIT_S = 60  # the most `Prefer: wait=N` the API accepts
+__all__ = ["MAX_WAIT_S", "AsyncLuster", "BatchJob", "Output", "Photo", "write_whole"]
+
 TIMEOUT_S = 60.0  # beyond any wait asked for: a long poll must not time out on its own
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
-Photo = str | os.PathLike[str] | bytes
-ModelT = TypeVar("ModelT", bound=BaseModel)
-Body = Callable[[], dict[str, Any]]  # the request's keyword arguments, built afresh for each attempt
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Output:
-    """An enhanced image as downloaded."""
-
-    content_type: str
-    data: bytes
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=TIMEOUT_S, sock_read=TIMEOUT_S)
+REDIRECTS = (301, 302, 303, 307, 308)
+# A job of a batch: an asset id alone, or {"asset_id", "prompt"?, "style"?, "tier"?, "webhook_url"?, …}.
+BatchJob = Mapping[str, Any] | uuid.UUID | str
 
 
 class AsyncLuster:
@@ -52,6 +66,7 @@ class AsyncLuster:
         self._auth = {"Authorization": f"Bearer {key}"}
         self._retry = retry or RetryPolicy()
         self._session: aiohttp.ClientSession | None = None
+        self._direct = True  # until the API says its storage takes no direct uploads
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> AsyncLuster:
@@ -71,10 +86,40 @@ class AsyncLuster:
             self._session = None
 
     async def upload(self, photo: Photo, *, filename: str | None = None) -> Asset:
-        """POST /assets: store a photo, for jobs to name by its id."""
-        name, data = await asyncio.to_thread(_read, photo, filename)
-        answer = await self._call("POST", "/assets", lambda: {"data": _form({}, name, data)}, idempotent=False)
-        return _parse(AssetEnvelope, answer).asset
+        """Store a photo, for jobs to name by its id: straight to the object store where the API offers that,
+        else through POST /assets."""
+        name, data = await asyncio.to_thread(read_photo, photo, filename)
+        if self._direct:
+            offer = await self._offer_upload()
+            if offer is not None:
+                return await self._upload_direct(offer, name, data)
+        answer = await self._call("POST", "/assets", lambda: {"data": form({}, name, data)}, idempotent=False)
+        return parse(AssetEnvelope, answer).asset
+
+    async def _offer_upload(self) -> DirectUpload | None:
+        """POST /assets/uploads; None (and not asked again) where the storage is local."""
+        try:
+            # An offer creates nothing until completed: asking twice is harmless.
+            answer = await self._call("POST", "/assets/uploads", dict, idempotent=True)
+        except ApiError as error:
+            if (error.status, error.code) != (409, "direct_upload_unavailable"):
+                raise
+            self._direct = False
+            return None
+        return parse(DirectUploadEnvelope, answer).upload
+
+    async def _upload_direct(self, offer: DirectUpload, name: str, data: bytes) -> Asset:
+        """The photo POSTed to the store's presigned form (without the API key), then checked by the API."""
+        store = self.url.join(URL(offer.url))
+        # The same key overwritten, and a repeated completion answers the same asset: both may be retried.
+        body = functools.partial(_store_form, offer, name, data)
+        await self._call(offer.method, store, body, idempotent=True, authorized=False)
+        answer = await self._call("POST", offer.complete_url, dict, idempotent=True)
+        return parse(AssetEnvelope, answer).asset
+
+    async def list_assets(self, *, limit: int = 25, cursor: str | None = None) -> AssetPage:
+        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        return parse(AssetPage, await self._call("GET", "/assets", lambda: {"params": query}))
 
     async def submit(
         self,
@@ -87,22 +132,36 @@ class AsyncLuster:
         style: str | None = None,
         idempotency_key: str | None = None,
         wait: int | None = None,
+        webhook_url: str | None = None,
+        webhook_events: Sequence[str] | None = None,
     ) -> Job:
-        """POST /jobs for an uploaded asset, or with the photo itself; the same key and body give the same job."""
+        """POST /jobs for an uploaded asset, or with the photo itself; the same key and body give the same job.
+
+        With `webhook_url`, the job's changes (`webhook_events`; default: how it ended) are POSTed there, signed
+        with the key's secret (`webhook_secret()`).
+        """
         fields = {"tier": tier} | ({"prompt": prompt} if prompt else {}) | ({"style": style} if style else {})
-        headers = _prefer(wait) | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
+        fields |= {"webhook_url": webhook_url} if webhook_url else {}
+        events = {"webhook_events": ",".join(webhook_events)} if webhook_events else {}  # a form's way
+        headers = prefer(wait) | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
         if photo is not None:
-            name, data = await asyncio.to_thread(_read, photo, filename)
-            body: Body = functools.partial(_multipart, fields, name, data, headers)
+            name, data = await asyncio.to_thread(read_photo, photo, filename)
+            body: Body = functools.partial(multipart, fields | events, name, data, headers)
         else:
-            body = functools.partial(dict, json=fields | {"asset_id": str(asset_id)}, headers=headers)
+            json_events = {"webhook_events": list(webhook_events)} if webhook_events else {}
+            body = functools.partial(dict, json=fields | json_events | {"asset_id": str(asset_id)}, headers=headers)
         answer = await self._call("POST", "/jobs", body, idempotent=idempotency_key is not None, wait=wait)
-        return _parse(JobEnvelope, answer).job
+        return parse(JobEnvelope, answer).job
+
+    async def webhook_secret(self) -> str:
+        """The secret your key's webhooks are signed with: verify them with any Standard Webhooks library."""
+        answer = await self._call("GET", "/webhooks/secret", dict, idempotent=True)
+        return parse(WebhookSecretEnvelope, answer).webhook_secret.secret
 
     async def get_job(self, job_id: Any, *, wait: int | None = None) -> Job:
         """GET /jobs/{id}; with `wait`, once the job has finished or after that many seconds (at most 60)."""
-        answer = await self._call("GET", f"/jobs/{job_id}", lambda: {"headers": _prefer(wait)}, wait=wait)
-        return _parse(JobEnvelope, answer).job
+        answer = await self._call("GET", f"/jobs/{job_id}", lambda: {"headers": prefer(wait)}, wait=wait)
+        return parse(JobEnvelope, answer).job
 
     async def wait(self, job_id: Any, *, within: float = 600.0) -> Job:
         """The job once it has finished, long-polling the API; TimeoutError after `within` seconds."""
@@ -118,12 +177,12 @@ class AsyncLuster:
 
     async def list_jobs(self, *, limit: int = 20, cursor: str | None = None, status: str | None = None) -> JobPage:
         query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {}) | ({"status": status} if status else {})
-        return _parse(JobPage, await self._call("GET", "/jobs", lambda: {"params": query}))
+        return parse(JobPage, await self._call("GET", "/jobs", lambda: {"params": query}))
 
     async def output(self, job_id: Any) -> Output:
         """GET /jobs/{id}/output: the enhanced image, from the object store when the API redirects there."""
         answer = await self._call("GET", f"/jobs/{job_id}/output", lambda: {"allow_redirects": False})
-        if answer.status in (301, 302, 303, 307, 308):
+        if answer.status in REDIRECTS:
             # A presigned link carries its own authority: the API key is not the store's business.
             location = self.url.join(URL(answer.headers["Location"]))
             answer = await self._call("GET", location, lambda: {}, authorized=False)
@@ -136,6 +195,55 @@ class AsyncLuster:
         await asyncio.to_thread(write_whole, path, found.data)
         return path
 
+    async def create_batch(
+        self,
+        jobs: Sequence[BatchJob],
+        *,
+        tier: str | None = None,
+        style: str | None = None,
+        prompt: str | None = None,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        webhook_events: Sequence[str] | None = None,
+    ) -> Batch:
+        """POST /batches: one job per uploaded asset, all or none; the same key and body give the same batch.
+
+        `tier`, `style` and `prompt` are the batch's defaults: a job's own value wins.
+        """
+        defaults = {"tier": tier, "style": style, "prompt": prompt, "webhook_url": webhook_url}
+        fields: dict[str, Any] = {name: value for name, value in defaults.items() if value}
+        fields |= {"webhook_events": list(webhook_events)} if webhook_events else {}
+        payload = fields | {"jobs": [_batch_job(job) for job in jobs]}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body: Body = functools.partial(dict, json=payload, headers=headers)
+        answer = await self._call("POST", "/batches", body, idempotent=idempotency_key is not None)
+        return parse(BatchEnvelope, answer).batch
+
+    async def get_batch(self, batch_id: Any) -> Batch:
+        return parse(BatchEnvelope, await self._call("GET", f"/batches/{batch_id}", dict)).batch
+
+    async def list_batches(self, *, limit: int = 25, cursor: str | None = None) -> BatchPage:
+        """GET /batches: newest first, counted but without their jobs."""
+        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        return parse(BatchPage, await self._call("GET", "/batches", lambda: {"params": query}))
+
+    async def cancel_batch(self, batch_id: Any) -> Batch:
+        """Cancel every job of the batch still queued; those already processing run on."""
+        answer = await self._call("POST", f"/batches/{batch_id}/cancel", dict, idempotent=True)
+        return parse(BatchEnvelope, answer).batch
+
+    async def download_batch_zip(self, batch_id: Any, dest: str | os.PathLike[str]) -> Path:
+        """Stream every succeeded output of the batch, zipped, to `dest` (whole or not at all); the path."""
+        path = Path(dest)
+        partial = partial_path(path)
+        try:
+            await self._call("GET", f"/batches/{batch_id}/outputs.zip", dict, sink=streamed_to(partial))
+        except BaseException:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            raise
+        await asyncio.to_thread(partial.replace, path)
+        return path
+
     async def _call(
         self,
         method: str,
@@ -145,18 +253,20 @@ class AsyncLuster:
         idempotent: bool | None = None,
         wait: int | None = None,
         authorized: bool = True,
+        sink: Sink | None = None,
     ) -> Answer:
         """One call, retried as `RetryPolicy` allows; an error answer raises ApiError."""
         url = target if isinstance(target, URL) else self.url.with_path(self.url.path.rstrip("/") + target)
         safe = method == "GET" if idempotent is None else idempotent
-        timeout = aiohttp.ClientTimeout(total=TIMEOUT_S + (wait or 0))
+        # A streamed body may take as long as it takes, as long as it keeps coming.
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT_S + (wait or 0)) if sink is None else STREAM_TIMEOUT
         attempt = 0
         while True:
             attempt += 1
             kwargs = body()
             headers = (self._auth if authorized else {}) | kwargs.pop("headers", {})
             try:
-                answer = await self._send(method, url, headers=headers, timeout=timeout, **kwargs)
+                answer = await self._send(method, url, sink, headers=headers, timeout=timeout, **kwargs)
             except (aiohttp.ClientConnectionError, TimeoutError) as error:
                 if not safe or attempt >= self._retry.attempts:
                     raise TransportError(f"{method} {url}: {str(error) or type(error).__name__}") from error
@@ -166,59 +276,24 @@ class AsyncLuster:
                 return answer
             delay = self._retry.delay_for(answer.status, answer.headers.get("Retry-After"), attempt, idempotent=safe)
             if delay is None:
-                raise _api_error(answer)
+                raise api_error(answer)
             await asyncio.sleep(delay)
 
-    async def _send(self, method: str, url: URL, **kwargs: Any) -> Answer:
+    async def _send(self, method: str, url: URL, sink: Sink | None, **kwargs: Any) -> Answer:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         async with self._session.request(method, url, **kwargs) as response:
+            if sink is not None and response.status < 300:
+                await sink(response)
+                return Answer(response.status, response.headers, b"")
             return Answer(response.status, response.headers, await response.read())
 
 
-def write_whole(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file: a reader (or a rerun) never sees half an image."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    partial.replace(path)
+def _store_form(offer: DirectUpload, name: str, data: bytes) -> dict[str, Any]:
+    return {"data": form(offer.fields, name, data, file_field=offer.file_field)}
 
 
-def _prefer(wait: int | None) -> dict[str, str]:
-    if wait is None:
-        return {}
-    if not 0 <= wait <= MAX_WAIT_S:
-        raise ValueError(f"wait takes 0 to {MAX_WAIT_S} seconds, not {wait}")
-    return {"Prefer": f"wait={wait}"}
-
-
-def _read(photo: Photo, filename: str | None) -> tuple[str, bytes]:
-    if isinstance(photo, bytes):
-        return filename or "photo.jpg", photo
-    path = Path(photo)
-    return filename or path.name, path.read_bytes()
-
-
-def _multipart(fields: dict[str, str], filename: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    return {"data": _form(fields, filename, data), "headers": headers}
-
-
-def _form(fields: dict[str, str], filename: str, data: bytes) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    for name, value in fields.items():
-        form.add_field(name, value)
-    content_type = CONTENT_TYPES.get(Path(filename).suffix.lower(), "application/octet-stream")
-    form.add_field("file", data, filename=filename, content_type=content_type)
-    return form
-
-
-def _parse(model: type[ModelT], answer: Answer) -> ModelT:
-    return model.model_validate_json(answer.body)
-
-
-def _api_error(answer: Answer) -> ApiError:
-    try:
-        detail = ErrorBody.model_validate_json(answer.body).error
-    except ValidationError:  # not the API's own shape: a proxy's page, say
-        text = answer.body[:200].decode(errors="replace").strip()
-        return ApiError(answer.status, "http_error", text or f"HTTP {answer.status}")
-    return ApiError(answer.status, detail.code, detail.message, detail.field)
+def _batch_job(job: BatchJob) -> dict[str, Any]:
+    if isinstance(job, Mapping):
+        return {name: str(value) if name == "asset_id" else value for name, value in job.items()}
+    return {"asset_id": str(job)}

@@ -46,6 +46,28 @@ class AssetEnvelope(_Answer):
     asset: Asset
 
 
+class AssetPage(_Answer):
+    assets: list[Asset]
+    next_cursor: str | None
+
+
+class DirectUpload(_Answer):
+    """A presigned form: POST `fields`, then the photo as `file_field`, to `url`; then POST `complete_url`."""
+
+    asset_id: uuid.UUID
+    method: Literal["POST"]
+    url: str
+    fields: dict[str, str]
+    file_field: Literal["file"]
+    max_bytes: int
+    expires_in_s: int
+    complete_url: str
+
+
+class DirectUploadEnvelope(_Answer):
+    upload: DirectUpload
+
+
 class JobError(_Answer):
     code: str
     message: str
@@ -65,6 +87,35 @@ class JobTimings(_Answer):
     processing_s: float | None
     total_s: float | None
     attempts: list[JobAttempt]
+
+
+WebhookEvent = Literal["started", "succeeded", "failed", "canceled"]
+
+
+class WebhookAttempt(_Answer):
+    webhook_id: str
+    event: str
+    attempt: int
+    outcome: Literal["delivered", "failed", "gone", "refused"]
+    response_status: int | None
+    duration_ms: float
+    error: str | None
+    created_at: datetime
+
+
+class JobWebhook(_Answer):
+    url: str
+    events: list[WebhookEvent]
+    deliveries: list[WebhookAttempt]
+
+
+class WebhookSecret(_Answer):
+    key_id: uuid.UUID
+    secret: str
+
+
+class WebhookSecretEnvelope(_Answer):
+    webhook_secret: WebhookSecret
 
 
 class Job(_Answer):
@@ -90,6 +141,8 @@ class Job(_Answer):
     queue_position: int | None = None
     eta_seconds: float | None = None
     timings: JobTimings | None = None
+    batch_id: uuid.UUID | None = None
+    webhook: JobWebhook | None = None
 
     @property
     def finished(self) -> bool:
@@ -102,4 +155,41 @@ class JobEnvelope(_Answer):
 
 class JobPage(_Answer):
     jobs: list[Job]
+    next_cursor: str | None
+
+
+class BatchCounts(_Answer):
+    queued: int
+    processing: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class BatchSummary(_Answer):
+    id: uuid.UUID
+    status: Literal["running", "completed"]
+    total: int
+    counts: BatchCounts
+    eta_seconds: float | None = None
+    webhook_url: str | None
+    webhook_events: list[str] | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "completed"
+
+
+class Batch(BatchSummary):
+    jobs: list[Job]
+
+
+class BatchEnvelope(_Answer):
+    batch: Batch
+
+
+class BatchPage(_Answer):
+    batches: list[BatchSummary]
     next_cursor: str | None

@@ -1,4 +1,4 @@
-"""The one progress line a `luster submit --wait` run redraws on stderr."""
+"""The progress lines a `luster submit --wait` (or `luster batch --wait`) run redraws on stderr."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from luster_client.models import Job
+from luster_client.models import Batch, BatchSummary, Job
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,21 @@ def count(jobs: Iterable[Job]) -> Counts:
     )
 
 
+def tally(batch: BatchSummary) -> Counts:
+    """A batch's counts; its ETA is the API's, else (an API without one) the longest of its jobs'."""
+    eta = batch.eta_seconds
+    if eta is None and isinstance(batch, Batch):
+        eta = count(batch.jobs).eta_s
+    counts = batch.counts
+    return Counts(batch.total, counts.succeeded, counts.failed + counts.canceled, eta)
+
+
+def batch_line(batch: BatchSummary) -> str:
+    return f"batch {batch.id}: {tally(batch).line()}"
+
+
 class Progress:
-    """Redraws one line on a terminal; elsewhere (a log, a pipe) writes a line only when it changes."""
+    """Redraws its lines on a terminal; elsewhere (a log, a pipe) writes them only when they change."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
@@ -49,16 +62,23 @@ class Progress:
     def show(self, text: str) -> None:
         if text == self._last:
             return
+        self._write(text if self.tty else f"{text}\n")
         self._last = text
-        self.stream.write(f"\r\x1b[2K{text}" if self.tty else f"{text}\n")
-        self.stream.flush()
 
     def say(self, text: str) -> None:
-        """A line of its own (a failure, a file written), above the progress line."""
-        self.stream.write(f"\r\x1b[2K{text}\n{self._last}" if self.tty and self._last else f"{text}\n")
-        self.stream.flush()
+        """A line of its own (a failure, a file written), above the progress lines."""
+        self._write(f"{text}\n{self._last}" if self.tty and self._last else f"{text}\n")
 
     def end(self) -> None:
         if self.tty and self._last:
             self.stream.write("\n")
             self.stream.flush()
+            self._last = ""
+
+    def _write(self, text: str) -> None:
+        if self.tty:
+            # Back to the first of the lines drawn last, and clear from there down.
+            up = self._last.count("\n")
+            text = (f"\x1b[{up}A" if up else "") + "\r\x1b[J" + text
+        self.stream.write(text)
+        self.stream.flush()

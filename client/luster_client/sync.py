@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from luster_client.client import AsyncLuster, Output, Photo
+from luster_client.client import AsyncLuster, BatchJob, Output, Photo
 from luster_client.config import Config
-from luster_client.models import Asset, Job, JobPage
+from luster_client.models import Asset, AssetPage, Batch, BatchPage, Job, JobPage
 from luster_client.retry import RetryPolicy
 
 
@@ -46,7 +47,11 @@ class Luster:
         self._runner.close()
 
     def upload(self, photo: Photo, *, filename: str | None = None) -> Asset:
+        """As AsyncLuster.upload: straight to the object store where the API offers it, else POST /assets."""
         return self._runner.run(self._client.upload(photo, filename=filename))
+
+    def list_assets(self, *, limit: int = 25, cursor: str | None = None) -> AssetPage:
+        return self._runner.run(self._client.list_assets(limit=limit, cursor=cursor))
 
     def submit(self, asset_id: Any = None, **options: Any) -> Job:
         """As AsyncLuster.submit: photo, filename, prompt, tier, style, idempotency_key, wait."""
@@ -66,3 +71,19 @@ class Luster:
 
     def download(self, job_id: Any, dest: str | os.PathLike[str]) -> Path:
         return self._runner.run(self._client.download(job_id, dest))
+
+    def create_batch(self, jobs: Sequence[BatchJob], **options: Any) -> Batch:
+        """As AsyncLuster.create_batch: tier, style, prompt, idempotency_key, webhook_url, webhook_events."""
+        return self._runner.run(self._client.create_batch(jobs, **options))
+
+    def get_batch(self, batch_id: Any) -> Batch:
+        return self._runner.run(self._client.get_batch(batch_id))
+
+    def list_batches(self, *, limit: int = 25, cursor: str | None = None) -> BatchPage:
+        return self._runner.run(self._client.list_batches(limit=limit, cursor=cursor))
+
+    def cancel_batch(self, batch_id: Any) -> Batch:
+        return self._runner.run(self._client.cancel_batch(batch_id))
+
+    def download_batch_zip(self, batch_id: Any, dest: str | os.PathLike[str]) -> Path:
+        return self._runner.run(self._client.download_batch_zip(batch_id, dest))

@@ -63,19 +63,24 @@ async def api_only(service_env: dict[str, str], log_dir: Path, api_token: str) -
 
 @dataclass
 class StoreDoor:
-    """The object store's public address: passes each request on to the S3 server, noting its headers."""
+    """The object store's public address: passes each request on to the S3 server, noting each one's
+    headers and method: presigned downloads (GET) and direct uploads (POST) alike."""
 
     endpoint: str
     url: str = ""
     seen: list[dict[str, str]] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append(dict(request.headers))
+        self.methods.append(request.method)
         # The Host the link was signed for goes along: the signature covers it.
-        forwarded = {"Host": request.headers["Host"]}
+        forwarded = {name: request.headers[name] for name in ("Host", "Content-Type") if name in request.headers}
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{self.endpoint}{request.path_qs}", headers=forwarded) as answer,
+            session.request(
+                request.method, f"{self.endpoint}{request.path_qs}", headers=forwarded, data=await request.read()
+            ) as answer,
         ):
             body = await answer.read()
             return web.Response(status=answer.status, body=body, content_type=answer.content_type)
@@ -85,7 +90,7 @@ class StoreDoor:
 async def store_door(s3_endpoint: str) -> AsyncIterator[StoreDoor]:
     door = StoreDoor(s3_endpoint)
     app = web.Application()
-    app.router.add_get("/{tail:.*}", door.handle)
+    app.router.add_route("*", "/{tail:.*}", door.handle)
     async with serve(app) as port:
         door.url = f"http://127.0.0.1:{port}"
         yield door

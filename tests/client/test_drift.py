@@ -21,21 +21,42 @@ COMPONENTS: dict[type[BaseModel], str] = {
     models.JobError: "JobError",
     models.JobTimings: "JobTimings",
     models.JobAttempt: "JobAttempt",
+    models.JobWebhook: "JobWebhook",
+    models.WebhookAttempt: "WebhookAttemptOut",
+    models.WebhookSecret: "WebhookSecretOut",
+    models.WebhookSecretEnvelope: "WebhookSecretEnvelope",
     models.JobEnvelope: "JobEnvelope",
     models.AssetEnvelope: "AssetEnvelope",
     models.JobPage: "JobPage",
     models.ErrorBody: "ErrorBody",
     models.ErrorDetail: "ErrorDetail",
+    models.AssetPage: "AssetPage",
+    models.DirectUpload: "DirectUploadOut",
+    models.DirectUploadEnvelope: "DirectUploadEnvelope",
+    models.Batch: "BatchOut",
+    models.BatchSummary: "BatchSummary",
+    models.BatchCounts: "BatchCounts",
+    models.BatchEnvelope: "BatchEnvelope",
+    models.BatchPage: "BatchPage",
 }
 CLIENT_NAMES = {component: model.__name__ for model, component in COMPONENTS.items()}
-# Each call the client makes: the operation, its success status, the answer's component (None: an image),
-# and the parameters it sends.
+# Each call the client makes: the operation, its success status, the answer's component (None: an image; a
+# media type: a file of that type), and the parameters it sends.
 CALLS = [
     ("post", "/assets", "201", "AssetEnvelope", set()),
     ("post", "/jobs", "202", "JobEnvelope", {"Idempotency-Key", "Prefer"}),
     ("get", "/jobs/{job_id}", "200", "JobEnvelope", {"job_id", "Prefer"}),
     ("get", "/jobs", "200", "JobPage", {"limit", "cursor", "status"}),
     ("get", "/jobs/{job_id}/output", "200", None, {"job_id"}),
+    ("get", "/webhooks/secret", "200", "WebhookSecretEnvelope", set()),
+    ("get", "/assets", "200", "AssetPage", {"limit", "cursor"}),
+    ("post", "/assets/uploads", "201", "DirectUploadEnvelope", set()),
+    ("post", "/assets/{asset_id}/complete", "201", "AssetEnvelope", {"asset_id"}),
+    ("post", "/batches", "201", "BatchEnvelope", {"Idempotency-Key"}),
+    ("get", "/batches/{batch_id}", "200", "BatchEnvelope", {"batch_id"}),
+    ("get", "/batches", "200", "BatchPage", {"limit", "cursor"}),
+    ("post", "/batches/{batch_id}/cancel", "200", "BatchEnvelope", {"batch_id"}),
+    ("get", "/batches/{batch_id}/outputs.zip", "200", "application/zip", {"batch_id"}),
 ]
 
 
@@ -103,9 +124,20 @@ def test_every_call_of_the_client_is_documented(
     if component is None:
         assert any(media.startswith("image/") for media in content)
         assert "307" in operation["responses"]  # the redirect download() follows
+    elif "/" in component:
+        assert component in content
     else:
         assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{component}"}
     assert parameters <= {parameter["name"] for parameter in operation.get("parameters", [])}
+
+
+def test_the_batch_request_takes_what_the_client_sends(document: Schema) -> None:
+    body = document["paths"]["/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    components = document["components"]["schemas"]
+    batch = components[body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+    job = components[batch["properties"]["jobs"]["items"]["$ref"].rsplit("/", 1)[1]]
+    assert {"jobs", "tier", "style", "prompt", "webhook_url", "webhook_events"} <= set(batch["properties"])
+    assert {"asset_id", "prompt", "tier", "style"} <= set(job["properties"])
 
 
 def test_the_job_request_takes_what_the_client_sends(document: Schema) -> None:
