@@ -31,7 +31,7 @@ from services.api.schemas import (
     WaitHeaders,
     WebhookSecretEnvelope,
 )
-from services.api.views import assets, batches, jobs, system, webhooks
+from services.api.views import assets, batch_streams, batches, jobs, system, webhooks
 
 # A browser may send these on a cross-origin call, and read these back.
 CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Prefer")
@@ -221,7 +221,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/batches/{batch_id}/events",
-        batches.batch_events,
+        batch_streams.batch_events,
         "Follow a batch as Server-Sent Events: `job` for each job now and at each change, then `batch.completed`",
         response=BatchEvent,
         errors=(404, 422),
@@ -231,7 +231,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/batches/{batch_id}/outputs.zip",
-        batches.batch_outputs,
+        batch_streams.batch_outputs,
         "Download every succeeded job's output in one zip, streamed",
         errors=(404, 409, 422),
         media_type="application/zip",

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from services.api import keys
-from services.api.views import batches as batch_views
+from services.api.views import batch_streams
 from shared import batches, jobstate
 from shared.domain import Style, Tier
 from shared.errors import NotFound
@@ -301,7 +301,7 @@ async def test_a_change_reaches_the_stream_by_notification_and_shutdown_ends_it(
 async def test_a_client_that_leaves_stops_its_stream(
     api: Client, upload: Uploader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(batch_views, "KEEPALIVE_S", 0.2)  # the first write after the client left notices
+    monkeypatch.setattr(batch_streams, "KEEPALIVE_S", 0.2)  # the first write after the client left notices
     batch = await create(api, listing(await assets(upload, 1)))
     watch = api.app[keys.BATCH_WATCH]
     response = await api.get(f"/batches/{batch['id']}/events")
