@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from shared.topology import Topology
 from tests.conftest import Client
 from tests.harness.monitor import PASSWORD, JobRunner, MonitorFactory, admin_json
 from tests.harness.worker import WorkerFactory
@@ -32,6 +33,7 @@ async def test_dashboard_renders_agrees_with_the_json_and_updates(
     run_job: JobRunner,
     browser: Browser,
     tmp_path: Path,
+    topology: Topology,
 ) -> None:
     await seed_hour(pool)
     monitor: Client = await monitor_factory()
@@ -61,7 +63,7 @@ async def test_dashboard_renders_agrees_with_the_json_and_updates(
     assert await page.locator("#latency-chart path.line").count() == 2
     assert await page.locator("#workers-table tbody tr").count() == 1
     assert "engine_timeout × 6" in await page.locator("#errors").inner_text()
-    assert await page.locator("#queues-table tbody tr").count() == 12
+    assert await page.locator("#queues-table tbody tr").count() == len(topology.all_queues())
     await expect(page.locator("#flagged-table")).to_contain_text("no flagged jobs")
     await expect(page.locator('[data-field="spend.budget"]')).to_have_text("no cap")
     assert await field(page, "spend.today") == "$0.00"

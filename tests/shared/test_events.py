@@ -23,6 +23,7 @@ from shared.events import (
     JobSucceeded,
     Payload,
     UndecodableEvent,
+    WebhookDelivery,
     WorkerHeartbeat,
     WorkerStopped,
     decode,
@@ -64,6 +65,14 @@ SAMPLES: dict[EventType, Payload] = {
         worker_id="w-1", host="box", started_at=QUEUED_AT, in_flight=2, processed=10, failed=1, interval_s=5.0
     ),
     EventType.WORKER_STOPPED: WorkerStopped(worker_id="w-1", host="box", processed=10, failed=1),
+    EventType.WEBHOOK_DELIVERY: WebhookDelivery(
+        webhook_id="msg_1",
+        event="job.succeeded",
+        url="https://hooks.example.com/luster",
+        body='{"type": "job.succeeded", "data": {"note": "« déjà » 🌅"}}',
+        api_key_id=uuid.uuid4(),
+        attempt=3,
+    ),
 }
 
 
