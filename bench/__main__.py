@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import fair_share, structure_guard, tracing_cpu, tracing_overhead
+from bench import engine_speed, fair_share, structure_guard, tracing_cpu, tracing_overhead
 
 
 def main() -> None:
@@ -13,10 +13,12 @@ def main() -> None:
     asyncio.run(tracing_cpu.main())
     fairness = asyncio.run(fair_share.main())
     guard = structure_guard.main()
+    speed = engine_speed.main([])
     budgets = (
         tracing_overhead.over_budget(throughput),
         fair_share.over_budget(fairness),
         structure_guard.over_budget(guard),
+        engine_speed.over_budget(speed),
     )
     broken = [problem for problem in budgets if problem]
     if broken:
