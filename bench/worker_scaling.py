@@ -1,0 +1,143 @@
+"""How the workers scale: 1, 2 and 4 worker processes on the CPU-bound local engine, side by side.
+
+`python -m bench.worker_scaling` (part of `make bench`) runs one api and N worker processes of one engine
+process each (CONCURRENCY=1), waits until the broker counts N consumers on the work queue, submits
+`BENCH_SCALING_JOBS` free-tier jobs of a 6 MP listing photo as fast as it can, and measures jobs per
+second from the first start to the last completion, as PostgreSQL recorded them. Rounds cycle through
+1, 2, 4 so that the machine's noise falls on all alike; each figure is the median of the rounds. Fair
+share is off: one owner's backlog is the point. The speed-up of 2 over 1 should be near the number of
+cores (fails under `TARGET_TWO` on a machine of two or more); 4 is reported as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+
+from bench.harness import AMQP_URL, DATABASE_URL, bench_headers, burst, cleanup_broker, ready, start_api, write_report
+from shared.domain import Tier
+from shared.migrate import migrate
+from shared.topology import Topology
+from tests.harness.poll import poll
+from tests.worker.photos import encode, house
+
+JOBS = int(os.environ.get("BENCH_SCALING_JOBS", "48"))
+ROUNDS = int(os.environ.get("BENCH_SCALING_ROUNDS", "3"))
+WORKERS = (1, 2, 4)
+TARGET_TWO = 1.8
+NAME, PORT = "scaling", 8795
+ENV = {"FAIR_SHARE_QUEUED": "0", "CONCURRENCY": "1", "OTEL_SDK_DISABLED": "true"}
+PHOTO = encode(house(3000, 2000))
+
+
+async def _consumers(queue: str) -> int:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        return int(declared.declaration_result.consumer_count or 0)
+
+
+@contextlib.asynccontextmanager
+async def _workers(count: int) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    workers = [start_api(NAME, 0, {**ENV, "WORKER_ID": f"scaling-{n}"}, service="worker") for n in range(count)]
+    try:
+        queue = Topology(f"bench-{NAME}").work_queue(Tier.FREE)
+
+        async def consuming() -> bool:
+            return await _consumers(queue) == count
+
+        await poll(consuming, within=120, what=f"{count} workers to consume", every=0.2)
+        yield workers
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(120)
+
+
+async def _upload(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> str:
+    form = aiohttp.FormData()
+    form.add_field("file", PHOTO, filename="listing.jpg", content_type="image/jpeg")
+    async with session.post(f"{url}/assets", data=form, headers=headers) as response:
+        assert response.status == 201, await response.text()
+        return str((await response.json())["asset"]["id"])
+
+
+async def _round(pool: asyncpg.Pool, session: aiohttp.ClientSession, url: str, count: int) -> float:
+    """Jobs per second of `count` workers through JOBS jobs."""
+    owner = f"scaling-{count}-{os.urandom(4).hex()}"
+    headers = await bench_headers(owner)
+    asset = await _upload(session, url, headers)
+
+    async def submit(session: aiohttp.ClientSession, url: str, asset_id: str) -> None:
+        body = {"asset_id": asset_id, "style": "default", "tier": "free"}
+        async with session.post(f"{url}/jobs", json=body, headers=headers) as response:
+            assert response.status == 202, await response.text()
+
+    async with _workers(count):
+        await burst(session, url, asset, submit, count=JOBS, concurrency=8)
+
+        async def drained() -> bool:
+            return not await pool.fetchval(
+                "SELECT count(*) FROM jobs WHERE owner = $1 AND status <> 'succeeded'", owner
+            )
+
+        await poll(drained, within=600, what=f"{JOBS} jobs through {count} workers", every=0.2)
+    span = await pool.fetchval(
+        "SELECT extract(epoch FROM max(completed_at) - min(started_at))::float8 FROM jobs WHERE owner = $1", owner
+    )
+    await pool.execute("DELETE FROM jobs WHERE owner = $1", owner)
+    return JOBS / float(span)
+
+
+async def main() -> dict[str, Any]:
+    await asyncio.to_thread(migrate, DATABASE_URL)
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
+    api = start_api(NAME, PORT, ENV)
+    url = f"http://127.0.0.1:{PORT}"
+    rates: dict[int, list[float]] = {count: [] for count in WORKERS}
+    try:
+        async with asyncio.timeout(60):
+            await ready(url)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(ROUNDS):
+                for count in WORKERS:
+                    rates[count].append(await _round(pool, session, url, count))
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(60)
+        await pool.close()
+        await cleanup_broker([NAME])
+    medians = {count: statistics.median(values) for count, values in rates.items()}
+    report = {
+        "benchmark": f"{JOBS} free-tier jobs of a 6 MP photo through 1, 2 and 4 workers of one engine process each",
+        "cpus": os.cpu_count(),
+        "jobs_per_s": {str(count): round(rate, 2) for count, rate in medians.items()},
+        "speedup": {str(count): round(rate / medians[1], 2) for count, rate in medians.items()},
+        "rounds": {str(count): [round(rate, 2) for rate in values] for count, values in rates.items()},
+    }
+    write_report("worker_scaling", report)
+    return report
+
+
+def over_budget(report: dict[str, Any]) -> str | None:
+    two = report["speedup"]["2"]
+    if (report["cpus"] or 1) >= 2 and two < TARGET_TWO:
+        return f"worker scaling: 2 workers gave {two}× the jobs/s of one (target {TARGET_TWO}×)"
+    return None
+
+
+if __name__ == "__main__":
+    problem = over_budget(asyncio.run(main()))
+    if problem:
+        raise SystemExit(problem)
