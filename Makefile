@@ -17,6 +17,12 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 
 venv: $(STAMP)
 
+# The drain benchmark's baselines (Dramatiq, Celery) on top, hash-checked too; never in the service image.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) requirements-bench.lock
+	$(PY) -m pip install -q --require-hashes -r requirements.lock -r requirements-dev.lock -r requirements-bench.lock
+	touch $(BENCH_STAMP)
+
 services:
 	@scripts/ensure-services.sh
 
@@ -50,7 +56,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy shared services tests bench client
 
-bench: venv services migrate valgrind
+bench: venv $(BENCH_STAMP) services migrate valgrind
 	$(PY) -m bench
 
 ## The fault-injection suite at full size (200 jobs per scenario, 2,000 for the backlog); its table also goes into docs/reliability.md.
@@ -62,12 +68,13 @@ chaos: venv services
 fuzz: venv services
 	FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/api/test_fuzz.py -p no:cacheprovider -o timeout=3600 -s
 
-## Re-resolve both locks from pyproject.toml (pins already in them are kept where they still fit).
+## Re-resolve the locks from pyproject.toml (pins already in them are kept where they still fit).
 COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 lock: venv
 	$(COMPILE) --output-file requirements.lock pyproject.toml
 	$(COMPILE) --allow-unsafe --extra dev --constraint requirements.lock --output-file requirements-dev.lock pyproject.toml
+	$(COMPILE) --allow-unsafe --extra bench --constraint requirements-dev.lock --output-file requirements-bench.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

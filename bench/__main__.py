@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import engine_speed, fair_share, structure_guard, tracing_cpu, tracing_overhead, worker_scaling
+from bench import drain, engine_speed, fair_share, structure_guard, tracing_cpu, tracing_overhead, worker_scaling
 
 
 def main() -> None:
@@ -15,12 +15,14 @@ def main() -> None:
     guard = structure_guard.main()
     speed = engine_speed.main([])
     scaling = asyncio.run(worker_scaling.main())
+    drained = asyncio.run(drain.main())
     budgets = (
         tracing_overhead.over_budget(throughput),
         fair_share.over_budget(fairness),
         structure_guard.over_budget(guard),
         engine_speed.over_budget(speed),
         worker_scaling.over_budget(scaling),
+        drain.over_budget(drained),
     )
     broken = [problem for problem in budgets if problem]
     if broken:

@@ -65,9 +65,9 @@ async def collector() -> AsyncIterator[tuple[str, list[int]]]:
         await runner.cleanup()
 
 
-async def bench_headers(owner: str = "bench") -> dict[str, str]:
+async def bench_headers(owner: str = "bench", *, database_url: str = DATABASE_URL) -> dict[str, str]:
     """A key of the benchmark's own, with limits no benchmark reaches (the api refuses anonymous clients)."""
-    connection = await asyncpg.connect(DATABASE_URL)
+    connection = await asyncpg.connect(database_url)
     try:
         _, token = await create_key(
             connection,

@@ -18,7 +18,8 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-EngineName = Literal["local", "openai"]
+# "noop" is test-only (engines/noop.py): it enhances nothing, and production refuses it.
+EngineName = Literal["local", "openai", "noop"]
 
 
 class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings, WebhookSettings):
@@ -75,4 +76,14 @@ class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings, WebhookS
         if users and not self.openai_api_key:
             named = "ENGINE" if self.engine == "openai" else " and ".join(users)
             raise ValueError(f"OPENAI_API_KEY is required when {named}=openai")
+        return self
+
+    @model_validator(mode="after")
+    def _no_test_engine_in_production(self) -> WorkerSettings:
+        named = {"ENGINE": self.engine, "ENGINE_FREE": self.engine_free, "ENGINE_PREMIUM": self.engine_premium}
+        noop = [variable for variable, engine in named.items() if engine == "noop"]
+        if noop and self.environment == "production":
+            raise ValueError(
+                f"{noop[0]}=noop in production: the no-op engine enhances nothing (benchmarks and tests only)"
+            )
         return self

@@ -9,6 +9,7 @@ import asyncpg
 from services.worker.engines import Engine
 from services.worker.engines.faulty import FaultyEngine
 from services.worker.engines.local import LocalEngine
+from services.worker.engines.noop import NoopEngine
 from services.worker.engines.routing import BudgetedEngine, TierRouter
 from services.worker.faults import Faults
 from services.worker.settings import EngineName, WorkerSettings
@@ -21,6 +22,8 @@ def create_engine(settings: WorkerSettings, executor: Executor, faults: Faults, 
     engines: dict[EngineName, Engine] = {"local": local}
     if any(settings.engine_for(tier) == "openai" for tier in Tier):
         engines["openai"] = _paid_engine(settings, pool)
+    if any(settings.engine_for(tier) == "noop" for tier in Tier):
+        engines["noop"] = NoopEngine(max_pixels=settings.max_image_pixels)
     by_tier = {tier: engines[settings.engine_for(tier)] for tier in Tier}
     # Test-only: the fault-injection suite wraps the engine; production never sets LUSTER_FAULTS.
     if faults.engine_faults:

@@ -1,0 +1,332 @@
+"""Luster's worker against Dramatiq and Celery, draining one backlog of no-op jobs with the monitor consuming.
+
+`python -m bench.drain` (part of `make bench`) puts `BENCH_DRAIN_JOBS` queued jobs (5,000 by default) of a
+64×48 photo into PostgreSQL, the same rows for every system (each job with its job.queued history row),
+and one message per job into the system's own queue; then it starts one consumer process of concurrency 8
+and times, from PostgreSQL's records, the first start to the last success:
+
+- Luster: `python -m services.worker` with ENGINE=noop and CONCURRENCY=8;
+- Dramatiq: `dramatiq --processes 1 --threads 8`, an async actor on its AsyncIO middleware's loop;
+- Celery: `celery worker --pool threads --concurrency 8`: one process, as the other two are (prefork
+  would be eight, each a full interpreter on this machine's cores, another thing to measure).
+
+The baselines do Luster's work per job with Luster's own code (bench/baselines/job.py): the same two
+transactions with their history and outbox rows, the same storage, the same re-encode, the same events to
+the events exchange, each publish confirmed. The monitor consumes every event throughout. Rounds cycle
+Luster, Dramatiq, Celery; each figure is the median of `BENCH_DRAIN_ROUNDS` (3). Each round also measures
+Luster's idle latency (bench/idle_latency.py). The report goes to bench/results/drain.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+from bench import idle_latency
+from bench.harness import AMQP_URL, ROOT, WORK_DIR, _photo, cleanup_broker, write_report
+from bench.idle_latency import DATABASE_URL
+from shared import jobs
+from shared.assets import insert_asset
+from shared.broker import Broker, event_message
+from shared.db import split_database
+from shared.domain import Style, Tier
+from shared.events import JobQueued, make_event
+from shared.jobs import NewJob
+from shared.migrate import migrate
+from shared.storage.local import LocalStore
+from shared.topology import Topology
+from tests.harness.poll import poll
+
+JOBS = int(os.environ.get("BENCH_DRAIN_JOBS", "5000"))
+ROUNDS = int(os.environ.get("BENCH_DRAIN_ROUNDS", "3"))
+TARGET = 1.2
+NAME = "drain"
+PREFIX = f"bench-{NAME}"
+MONITOR_PORT = 8797
+QUEUES = {"dramatiq": f"{PREFIX}-dramatiq", "celery": f"{PREFIX}-celery"}
+PHOTO = _photo(64, 48)
+# Every process of the benchmark: the worker's settings, which the baselines read as well.
+ENV = {
+    "DATABASE_URL": DATABASE_URL,
+    "AMQP_URL": AMQP_URL,
+    "BROKER_PREFIX": PREFIX,
+    "UPLOADS_DIR": str(WORK_DIR / "uploads"),
+    "OUTPUTS_DIR": str(WORK_DIR / "drain-outputs"),
+    "LOG_LEVEL": "WARNING",
+    "OTEL_SDK_DISABLED": "true",
+    "ENGINE": "noop",
+    "CONCURRENCY": "8",
+    "FAIR_SHARE_QUEUED": "0",
+    "ADMIN_PASSWORD": "bench-drain-admin",
+}
+COMMANDS = {
+    "luster": [sys.executable, "-m", "services.worker"],
+    "dramatiq": [
+        *(sys.executable, "-m", "dramatiq", "bench.baselines.dramatiq_app"),
+        "--processes",
+        "1",
+        "--threads",
+        "8",
+    ],
+    "celery": [
+        *(sys.executable, "-m", "celery", "-A", "bench.baselines.celery_app", "worker", "--pool", "threads"),
+        *("--concurrency", "8", "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"),
+    ],
+}
+
+
+def spawn(label: str, command: Sequence[str], extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A process of the benchmark's, its output in var/bench/<label>.log."""
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    log = (WORK_DIR / f"{label}.log").open("ab")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **ENV, **(extra or {})}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def _backlog(pool: asyncpg.Pool, owner: str) -> list[NewJob]:
+    """The asset (its row and its file) and JOBS queued jobs on it: the same rows whichever system drains them."""
+    asset_id = uuid.uuid4()
+    key = f"{asset_id}.jpg"
+    await LocalStore(WORK_DIR / "uploads").put(key, PHOTO)
+    await insert_asset(
+        pool,
+        asset_id=asset_id,
+        filename="drain.jpg",
+        content_type="image/jpeg",
+        size_bytes=len(PHOTO),
+        width=64,
+        height=48,
+        sha256="0" * 64,
+        storage_key=key,
+        owner=owner,
+    )
+    return [NewJob(asset_id=asset_id, prompt="bench", tier=Tier.FREE, style=Style.DEFAULT, owner=owner)] * JOBS
+
+
+async def _insert(pool: asyncpg.Pool, backlog: list[NewJob]) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in backlog]
+    for start in range(0, len(ids), 200):
+        chunk = zip(backlog[start : start + 200], ids[start : start + 200], strict=True)
+        await asyncio.gather(*(jobs.insert_job(pool, new, job_id=job_id) for new, job_id in chunk))
+    return ids
+
+
+def _queued(new: NewJob) -> JobQueued:
+    return JobQueued(asset_id=new.asset_id, tier=new.tier, style=new.style, prompt=new.prompt)
+
+
+async def _enqueue_luster(backlog: list[NewJob], ids: list[uuid.UUID]) -> None:
+    """Each job's job.queued, straight into the free work queue: the monitor sees no enqueue in any system."""
+    broker = await Broker.connect(AMQP_URL, Topology(PREFIX), name="bench-drain-loader")
+    queue = broker.topology.work_queue(Tier.FREE)
+    try:
+        for start in range(0, len(ids), 200):
+            chunk = zip(backlog[start : start + 200], ids[start : start + 200], strict=True)
+            events = [make_event(_queued(new), job_id=job_id) for new, job_id in chunk]
+            messages = [event_message(event, exchange="", routing_key=queue) for event in events]
+            await asyncio.gather(*(broker.publish_raw(message) for message in messages))
+    finally:
+        await broker.close()
+
+
+def _enqueue_dramatiq(ids: list[uuid.UUID]) -> None:
+    from bench.baselines.dramatiq_app import drain_job
+
+    for job_id in ids:
+        drain_job.send(str(job_id))
+
+
+def _enqueue_celery(ids: list[uuid.UUID]) -> None:
+    from bench.baselines.celery_app import drain_job
+
+    for job_id in ids:
+        drain_job.apply_async(args=[str(job_id)])
+
+
+async def _enqueue(system: str, backlog: list[NewJob], ids: list[uuid.UUID]) -> None:
+    if system == "luster":
+        await _enqueue_luster(backlog, ids)
+    elif system == "dramatiq":
+        await asyncio.to_thread(_enqueue_dramatiq, ids)
+    else:
+        await asyncio.to_thread(_enqueue_celery, ids)
+
+
+async def _depth(queue: str) -> int:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+async def _monitor_caught_up() -> None:
+    """The monitor's queue empty, so that no round pays for the previous round's events."""
+    queue = Topology(PREFIX).monitor_queue
+
+    async def empty() -> bool:
+        return await _depth(queue) == 0
+
+    await poll(empty, within=600, what="the monitor to catch up", every=0.5)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], process: subprocess.Popen[bytes], what: str) -> None:
+    async def done() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what}: the consumer exited with {process.returncode}")
+        return await check()
+
+    await poll(done, within=1800, what=what, every=0.2)
+
+
+async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
+    """JOBS jobs through one consumer process of `system`: jobs/s from the first start to the last success."""
+    owner = f"drain-{system}-{uuid.uuid4().hex[:8]}"
+    backlog = await _backlog(pool, owner)
+    ids = await _insert(pool, backlog)
+    await _enqueue(system, backlog, ids)
+    began = time.perf_counter()
+    consumer = spawn(f"{NAME}-{system}", COMMANDS[system])
+    try:
+
+        async def drained() -> bool:
+            left = "SELECT count(*) FROM jobs WHERE owner = $1 AND status <> 'succeeded'"
+            return not await pool.fetchval(left, owner)
+
+        await _until(drained, consumer, f"{JOBS} jobs through {system}")
+        wall = time.perf_counter() - began
+    finally:
+        stop(consumer)
+    span = await pool.fetchval(
+        "SELECT extract(epoch FROM max(completed_at) - min(started_at))::float8 FROM jobs WHERE owner = $1", owner
+    )
+    await _forget(pool, owner)
+    await _monitor_caught_up()
+    return {"jobs_per_s": round(JOBS / float(span), 1), "drain_s": round(float(span), 2), "wall_s": round(wall, 2)}
+
+
+async def _forget(pool: asyncpg.Pool, owner: str) -> None:
+    """The round's rows and files, so that every round starts from the same database."""
+    await pool.execute("DELETE FROM jobs WHERE owner = $1", owner)
+    await pool.execute("DELETE FROM assets WHERE owner = $1", owner)
+    await pool.execute("DELETE FROM outbox WHERE published_at IS NOT NULL")
+    await asyncio.to_thread(shutil.rmtree, WORK_DIR / "drain-outputs", True)
+
+
+@contextlib.asynccontextmanager
+async def _monitor() -> AsyncIterator[None]:
+    monitor = spawn(f"{NAME}-monitor", [sys.executable, "-m", "services.monitor"], {"PORT": str(MONITOR_PORT)})
+    try:
+        queue = Topology(PREFIX).monitor_queue
+
+        async def declared() -> bool:
+            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+                return await _depth(queue) >= 0
+            return False
+
+        await poll(declared, within=120, what="the monitor to declare its queue", every=0.5)
+        yield
+    finally:
+        stop(monitor)
+
+
+async def _cleanup_baseline_queues() -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in QUEUES.values():
+            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+                await channel.queue_delete(name)
+        await channel.exchange_delete(QUEUES["celery"])
+
+
+async def _fresh_database() -> None:
+    """The benchmark's own database, new each run: no other benchmark's leftovers (queued jobs, outbox rows
+    for exchanges long gone) for a worker's sweeper and relay or the monitor to spend time on."""
+    maintenance, name = split_database(DATABASE_URL)
+    connection = await asyncpg.connect(maintenance)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+    await asyncio.to_thread(migrate, DATABASE_URL)
+
+
+async def main() -> dict[str, Any]:
+    await _fresh_database()
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=8)
+    rounds: dict[str, list[dict[str, float]]] = {system: [] for system in COMMANDS}
+    idle: list[dict[str, float]] = []
+    try:
+        async with _monitor():
+            for _ in range(ROUNDS):
+                for system in COMMANDS:
+                    rounds[system].append(await _round(pool, system))
+                idle.append(await idle_latency.measure(pool))
+                await _monitor_caught_up()
+    finally:
+        await pool.close()
+        await cleanup_broker([NAME])
+        await _cleanup_baseline_queues()
+    report = _report(rounds, idle)
+    write_report(NAME, report)
+    return report
+
+
+def _report(rounds: dict[str, list[dict[str, float]]], idle: list[dict[str, float]]) -> dict[str, Any]:
+    rates = {system: statistics.median(r["jobs_per_s"] for r in results) for system, results in rounds.items()}
+    faster = max(("dramatiq", "celery"), key=lambda system: rates[system])
+    return {
+        "benchmark": f"{JOBS} queued no-op jobs of a 64×48 photo through one consumer process of concurrency 8, "
+        "monitor consuming; Luster vs Dramatiq and Celery doing the same transitions and confirmed events",
+        "cpus": os.cpu_count(),
+        "jobs_per_s": {system: round(rate, 1) for system, rate in rates.items()},
+        "faster_baseline": faster,
+        "ratio_to_faster_baseline": round(rates["luster"] / rates[faster], 2),
+        "target_ratio": TARGET,
+        "idle_latency_ms": {
+            "p50": round(statistics.median(r["p50_ms"] for r in idle), 2),
+            "p99": round(statistics.median(r["p99_ms"] for r in idle), 2),
+            "target_p50": idle_latency.TARGET_P50_MS,
+        },
+        "rounds": {**rounds, "idle_latency": idle},
+    }
+
+
+def over_budget(report: dict[str, Any]) -> str | None:
+    ratio, p50 = report["ratio_to_faster_baseline"], report["idle_latency_ms"]["p50"]
+    problems = []
+    if ratio < TARGET:
+        problems.append(
+            f"drain: Luster drained at {ratio}× the jobs/s of {report['faster_baseline']} (target {TARGET}×)"
+        )
+    if p50 > idle_latency.TARGET_P50_MS:
+        problems.append(f"idle latency: submit → job.started p50 {p50} ms (target {idle_latency.TARGET_P50_MS} ms)")
+    return "; ".join(problems) or None
+
+
+if __name__ == "__main__":
+    problem = over_budget(asyncio.run(main()))
+    if problem:
+        raise SystemExit(problem)
