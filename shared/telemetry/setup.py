@@ -6,11 +6,13 @@ request-size guard, retries and exporter metrics.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -115,13 +117,19 @@ def tracer_provider(service: str, settings: BaseServiceSettings) -> tuple[Tracer
     return provider, exporter is not None
 
 
+def sdk_disabled() -> bool:
+    """The SDK's own off switch (`OTEL_SDK_DISABLED=true`): its tracers then make no spans at all."""
+    return os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true"
+
+
 def setup_telemetry(
     service: str, settings: BaseServiceSettings, *, sentry_tags: Mapping[str, str] | None = None
 ) -> Telemetry:
     """The process's tracer provider, instrumentations and Sentry, once, at start-up."""
     provider, exporting = tracer_provider(service, settings)
     trace.set_tracer_provider(provider)
-    _instrument(provider)
+    if not sdk_disabled():  # with tracing off, wrapping every query and client call would be cost alone
+        _instrument(provider)
     if settings.sentry_dsn:
         import sentry_sdk
 

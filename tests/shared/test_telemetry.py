@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 import uuid
 
 import aiohttp
@@ -26,6 +29,7 @@ from shared.settings import BaseServiceSettings, HttpServiceSettings
 from shared.telemetry import tracing
 from shared.telemetry.setup import PRODUCTION_SAMPLE_RATIO, parse_headers, tracer_provider
 from tests.conftest import SettingsFactory
+from tests.system.processes import ROOT
 from tests.system.receivers import otlp_receiver
 
 
@@ -224,3 +228,22 @@ async def test_a_clients_traceparent_continues_only_when_trusted(
         assert [
             (format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) for link in server.links
         ] == [(CLIENT_TRACE_ID, CLIENT_SPAN_ID)]
+
+
+@pytest.mark.parametrize(("disabled", "instrumented"), [("true", False), ("false", True), ("", True)])
+def test_with_the_sdk_off_no_query_or_client_call_is_wrapped(
+    service_env: dict[str, str], disabled: str, instrumented: bool
+) -> None:
+    """A process of its own: the instrumentations patch asyncpg and aiohttp process-wide, once."""
+    program = (
+        "from shared.settings import BaseServiceSettings\n"
+        "from shared.telemetry.setup import setup_telemetry\n"
+        "from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor\n"
+        "setup_telemetry('test', BaseServiceSettings())\n"
+        "print(AsyncPGInstrumentor().is_instrumented_by_opentelemetry)\n"
+    )
+    env = {**os.environ, **service_env, "OTEL_SDK_DISABLED": disabled, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == str(instrumented)
