@@ -61,9 +61,9 @@ class Progress:
         counts: dict[JobStatus, int] = {}
         for job in jobs:
             counts[job.status] = counts.get(job.status, 0) + 1
-        finished = [job.completed_at or job.updated_at for job in jobs]
-        done = bool(jobs) and all(job.status in TERMINAL_STATUSES for job in jobs)
-        return cls(counts, max(finished) if done else None)
+        if not cls(counts).done:
+            return cls(counts)
+        return cls(counts, max(job.completed_at or job.updated_at for job in jobs))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ from typing import Literal
 import asyncpg
 
 from shared.db import Queryable
+from shared.errors import Conflict
+
+HEADER = "Idempotency-Key"
 
 # Tables whose rows carry `owner`, `idempotency_key` (unique per owner) and `created_at`.
 Table = Literal["jobs", "batches"]
@@ -39,3 +42,9 @@ async def release_expired(connection: Queryable, table: Table, owner: str, key: 
         key,
         ttl_s,
     )
+
+
+def refuse_different(existing_fingerprint: str | None, fingerprint: str) -> None:
+    """409 when the key already named a different request; a replay of the same one passes."""
+    if existing_fingerprint != fingerprint:
+        raise Conflict("Idempotency-Key was already used with a different request", field=HEADER)

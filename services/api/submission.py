@@ -11,11 +11,13 @@ import asyncpg
 from opentelemetry import trace
 
 from services.api.schemas import JobCreate
+from shared import idempotency as idempotency_keys
 from shared import jobs, queueing
 from shared.broker import Broker
-from shared.errors import Conflict, InvalidField, NotFound
+from shared.errors import InvalidField, NotFound
 from shared.jobs import Job, NewJob
 from shared.telemetry.tracing import trace_id_of
+from shared.webhooks.subscription import event_names
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ async def find_replay(pool: asyncpg.Pool, idempotency: Idempotency, print_: str)
     if idempotency.key is None:
         return None
     existing = await jobs.find_by_idempotency_key(pool, idempotency.owner, idempotency.key, ttl_s=idempotency.ttl_s)
-    if existing is not None and existing.request_fingerprint != print_:
-        raise Conflict("Idempotency-Key was already used with a different request", field="Idempotency-Key")
+    if existing is not None:
+        idempotency_keys.refuse_different(existing.request_fingerprint, print_)
     return existing
 
 
@@ -81,7 +83,7 @@ async def submit(
         _current_trace_id(),
         api_key_id=api_key_id,
         webhook_url=request.webhook_url,
-        webhook_events=[event.value for event in request.webhook_events] if request.webhook_events else None,
+        webhook_events=event_names(request.webhook_events),
     )
     if key is not None:
         await jobs.release_expired_idempotency_key(pool, owner, key, ttl_s=idempotency.ttl_s)

@@ -29,6 +29,11 @@ EVENT_OF_STATUS: Final = {
 }
 
 
+def event_names(events: Collection[WebhookEvent] | None) -> list[str] | None:
+    """A filter as stored on a job or batch (None: the default events)."""
+    return [event.value for event in events] if events else None
+
+
 def wanted(status: JobStatus, url: str | None, events: Collection[str] | None) -> WebhookEvent | None:
     """The event a move into `status` announces to a webhook at `url` filtered by `events`; None for none."""
     event = EVENT_OF_STATUS.get(status)

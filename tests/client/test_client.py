@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from pathlib import Path
 
@@ -170,9 +169,8 @@ def test_the_sync_client_makes_the_batch_calls(stack: Stack, photos: list[Path],
     with Luster(stack.url, stack.key) as client:
         asset = client.upload(photos[0])
         batch = client.create_batch([asset.id], style="lawn_cleanup", idempotency_key="sync-batch")
-        while not batch.finished:
-            time.sleep(0.2)
-            batch = client.get_batch(batch.id)
+        client.wait(batch.jobs[0].id, within=120)
+        batch = client.get_batch(batch.id)
         zipped = client.download_batch_zip(batch.id, tmp_path / "one.zip")
         listed = client.list_batches()
         canceled = client.cancel_batch(batch.id)  # nothing left to cancel: the batch as it is

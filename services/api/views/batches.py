@@ -25,19 +25,17 @@ from services.api.batch_schemas import (
 from services.api.bodies import parse_model, read_form, read_json
 from services.api.limits import IN_FLIGHT_RETRY_AFTER_S
 from services.api.uploads import Upload, check_image, display_name, store_checked
-from shared import batches, cancellation, progress
+from shared import batches, cancellation, idempotency, progress
 from shared.batches import Batch, NewBatch
 from shared.domain import JobStatus, Tier
-from shared.errors import Conflict, InputError, InvalidField, MalformedBody, NotFound, TooManyRequests
+from shared.errors import InputError, InvalidField, MalformedBody, NotFound, TooManyRequests
 from shared.http.params import path_uuid
 from shared.jobs import NewJob
 from shared.telemetry.tracing import trace_id_of
-from shared.webhooks.subscription import WebhookEvent
+from shared.webhooks.subscription import event_names
 from shared.webhooks.targets import check_target
 
 log = structlog.get_logger()
-
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 async def load_batch(request: web.Request) -> Batch:
@@ -69,13 +67,13 @@ def _require_room(allowance: Allowance, jobs: int) -> None:
 
 async def _find_replay(request: web.Request, print_: str) -> Batch | None:
     """The batch an earlier request with this key created; 409 when that request was different."""
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = request.headers.get(idempotency.HEADER)
     if key is None:
         return None
     owner, ttl_s = request[keys.CALLER].owner, request.app[keys.SETTINGS].idempotency_ttl_s
     existing = await batches.find_by_idempotency_key(request.app[keys.POOL], owner, key, ttl_s=ttl_s)
-    if existing is not None and existing.request_fingerprint != print_:
-        raise Conflict("Idempotency-Key was already used with a different request", field=IDEMPOTENCY_HEADER)
+    if existing is not None:
+        idempotency.refuse_different(existing.request_fingerprint, print_)
     return existing
 
 
@@ -100,10 +98,6 @@ async def _allowed(request: web.Request, prompts: list[str], urls: list[str | No
         await check_target(url, allow_private=allow_private)
 
 
-def _events(events: list[WebhookEvent] | None) -> list[str] | None:
-    return sorted(set(events)) if events else None
-
-
 def _new_jobs(request: web.Request, body: BatchCreate) -> list[NewJob]:
     """The batch's jobs; a job's own webhook URL or events stand in for the batch's."""
     caller, trace_id = request[keys.CALLER], trace_id_of(trace.get_current_span())
@@ -117,7 +111,7 @@ def _new_jobs(request: web.Request, body: BatchCreate) -> list[NewJob]:
             trace_id=trace_id,
             api_key_id=caller.key.id,
             webhook_url=job.webhook_url or body.webhook_url,
-            webhook_events=_events(job.webhook_events if job.webhook_events is not None else body.webhook_events),
+            webhook_events=event_names(job.webhook_events if job.webhook_events is not None else body.webhook_events),
         )
         for job in body.jobs
     ]
@@ -189,8 +183,8 @@ def _fingerprint(*parts: str) -> str:
 
 async def _create(request: web.Request, body: BatchCreate, print_: str) -> web.Response:
     settings, pool, caller = request.app[keys.SETTINGS], request.app[keys.POOL], request[keys.CALLER]
-    key, ttl_s = request.headers.get(IDEMPOTENCY_HEADER), settings.idempotency_ttl_s
-    new = NewBatch(caller.owner, caller.key.id, key, print_, body.webhook_url, _events(body.webhook_events))
+    key, ttl_s = request.headers.get(idempotency.HEADER), settings.idempotency_ttl_s
+    new = NewBatch(caller.owner, caller.key.id, key, print_, body.webhook_url, event_names(body.webhook_events))
     if key is not None:
         await batches.release_expired_idempotency_key(pool, caller.owner, key, ttl_s=ttl_s)
     try:
