@@ -128,6 +128,14 @@ class WebhookSettings(BaseServiceSettings):
     webhook_allow_private_targets: bool = False
 
 
+class MetricsSettings(BaseServiceSettings):
+    """A service with its own Prometheus `/metrics` (the api and the workers)."""
+
+    # The bearer token a scraper sends: `Authorization: Bearer <METRICS_TOKEN>`. Unset, the api's /metrics
+    # is open outside production and absent (404) in production; the workers' port is private, open unless set.
+    metrics_token: SecretStr | None = None
+
+
 class SpendSettings(BaseServiceSettings):
     """A service that spends on the paid engine or watches it (the workers and the monitor)."""
 

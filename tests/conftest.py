@@ -192,6 +192,7 @@ def service_env(
         "OUTPUTS_DIR": str(outputs),
         "LOG_LEVEL": "WARNING",
         "ENVIRONMENT": "test",
+        "METRICS_PORT": "0",  # a worker's metrics on a free port: tests run side by side
     }
 
 

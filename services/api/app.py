@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from services.api import auth, keys, limits, openapi, resources
+from services.api.metrics import ApiMetrics, measuring
 from services.api.routes import ENDPOINTS, setup_routes
 from services.api.settings import ApiSettings
 from services.api.uploads import DecodeLimits
@@ -22,10 +23,13 @@ HEADER_RULES = {"Idempotency-Key": re.compile(r"[\x21-\x7e]{1,255}")}
 
 def create_app(settings: ApiSettings) -> web.Application:
     protocol.answer_protocol_errors_in_json()
+    metrics = ApiMetrics.create(settings.app_version)
     app = web.Application(
-        # Errors wrap authentication and limits, so their refusals are JSON like any other.
+        # Errors wrap authentication and limits, so their refusals are JSON like any other; requests are
+        # measured outside the errors, so each is counted with the status it was answered with.
         middlewares=[
             server_middleware(trust_incoming=settings.trusts_incoming_trace),
+            measuring(metrics),
             access.access_log,
             guards.clean_path,  # before anything reads the path: a control character in it is a 400
             json_errors.errors,
@@ -38,6 +42,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         handler_args={**protocol.PARSER_LIMITS, "auto_decompress": False},
     )
     app[keys.SETTINGS] = settings
+    app[keys.METRICS] = metrics
     app[keys.DECODES] = DecodeLimits.of(settings)
     app[keys.OPENAPI] = openapi.document(ENDPOINTS, version=settings.app_version)
     app.cleanup_ctx.extend(

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from services.api.allowance import Allowance
 from services.api.caller import Caller
+from services.api.metrics import ApiMetrics
 from services.api.moderation import Moderator
 from services.api.openapi import Document
 from services.api.settings import ApiSettings
@@ -26,6 +27,8 @@ JOB_WATCH = web.AppKey("job_watch", JobWatch)
 BATCH_WATCH = web.AppKey("batch_watch", JobWatch)
 # Built once by create_app from the route table; /openapi.json serves it.
 OPENAPI = web.AppKey("openapi", Document)
+# The registry /metrics serves, with the request metrics the middleware records.
+METRICS = web.AppKey("metrics", ApiMetrics)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).
 PUBLIC = web.AppKey("public_handlers", frozenset)
 LIMITED = web.AppKey("limited_handlers", dict)

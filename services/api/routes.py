@@ -249,7 +249,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
 )
 
+# Routes outside the API's contract: the document itself, its page, and /metrics, an operator's scrape target
+# in Prometheus' text format behind its own token (views/system.py), not a call any client of the API makes.
 UNDOCUMENTED: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/metrics", system.metrics),
     ("GET", "/openapi.json", system.openapi_document),
     ("GET", "/docs", system.docs),
     *(("GET", path, system.docs_asset) for path in docs.ASSETS),

@@ -8,10 +8,16 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import FairShareSettings, HttpServiceSettings, StorageSettings, WebhookSettings
+from shared.settings import (
+    FairShareSettings,
+    HttpServiceSettings,
+    MetricsSettings,
+    StorageSettings,
+    WebhookSettings,
+)
 
 
-class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings, WebhookSettings):
+class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings, WebhookSettings, MetricsSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # A batch's photos sent in one form, all together: a listing of 60 photos of 4 MB fits.
     max_batch_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)

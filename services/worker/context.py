@@ -10,6 +10,7 @@ import asyncpg
 
 from services.worker.engines import Engine
 from services.worker.faults import NO_FAULTS, Faults
+from services.worker.metrics import WorkerMetrics
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
 from shared.broker import Broker
@@ -38,6 +39,8 @@ class WorkerContext:
     outputs: Store
     scheduler: TierScheduler
     stats: WorkerStats
+    # What /metrics on METRICS_PORT shows: engine durations and costs, job outcomes.
+    metrics: WorkerMetrics
     # Test-only fault injection, kept out of the settings: inert unless LUSTER_FAULTS is set.
     faults: Faults = NO_FAULTS
 

@@ -66,8 +66,9 @@ async def _original(ctx: WorkerContext, job: Job) -> bytes:
 
 
 async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult:
+    asked = ctx.settings.engine_for(request.tier)
     attributes = {
-        "luster.engine": ctx.settings.engine_for(request.tier),
+        "luster.engine": asked,
         "luster.tier": request.tier.value,
         "luster.style": request.style.value,
         "luster.input_bytes": len(request.image),
@@ -77,10 +78,15 @@ async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult
         try:
             async with asyncio.timeout(ctx.settings.job_timeout):
                 result = await ctx.engine.enhance(request)
-        except TimeoutError as error:
-            raise TransientEngineError(
-                f"engine took longer than {ctx.settings.job_timeout:g} s", code="engine_timeout"
-            ) from error
+        except Exception as error:
+            ctx.metrics.engine_ran(asked, request.tier, time.perf_counter() - started)
+            if isinstance(error, TimeoutError):
+                raise TransientEngineError(
+                    f"engine took longer than {ctx.settings.job_timeout:g} s", code="engine_timeout"
+                ) from error
+            raise
+        # Labelled with the engine that answered: a fallback's time is the local engine's.
+        ctx.metrics.engine_ran(result.engine, request.tier, time.perf_counter() - started)
         span.set_attributes(
             {
                 "luster.output_width": result.width,

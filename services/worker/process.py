@@ -73,12 +73,15 @@ async def _run(ctx: WorkerContext, job: Job) -> None:
         await transitions.succeed(ctx, job, produced)
         ctx.faults.maybe_kill("after_commit")
         ctx.stats.processed += 1
+        ctx.metrics.finished("succeeded", job.tier, engine=produced.engine, cost=produced.cost)
         log.info("job.succeeded", engine=produced.engine, processing_ms=produced.processing_ms)
 
 
 async def _give_up(ctx: WorkerContext, job: Job, error: EngineError | UnsupportedImage) -> None:
-    await transitions.fail(ctx, job, Failure.of(error))
+    failure = Failure.of(error)
+    await transitions.fail(ctx, job, failure)
     ctx.stats.failed += 1
+    ctx.metrics.finished("failed", job.tier, engine=ctx.settings.engine_for(job.tier), cost=failure.cost)
     sentry_sdk.capture_exception(error)
     log.warning("job.failed", error_code=error.code, error=error.message)
 
@@ -87,6 +90,7 @@ async def _retry_or_give_up(ctx: WorkerContext, job: Job, error: EngineError) ->
     if job.attempts < ctx.settings.max_attempts:
         failure = Failure.of(error)
         await transitions.retry(ctx, job, failure)
+        ctx.metrics.finished("retried", job.tier, engine=ctx.settings.engine_for(job.tier), cost=failure.cost)
         log.warning("job.retrying", error_code=error.code, error=error.message, retry_after_s=failure.retry_after_s)
         return
     await _give_up(ctx, job, error)

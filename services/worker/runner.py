@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from services.worker import heartbeat, sweeper
+from services.worker import heartbeat, metrics, sweeper
 from services.worker.consumer import TierConsumers
 from services.worker.context import WorkerContext, WorkerStats
 from services.worker.engines.factory import create_engine
@@ -52,6 +52,8 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
         stores = await stack.enter_async_context(open_stores(settings))
         engine = create_engine(settings, executor, faults, pool)
         stack.push_async_callback(engine.aclose)
+        measured = metrics.WorkerMetrics.create(settings.app_version)
+        await stack.enter_async_context(metrics.serving(settings, measured))
         yield WorkerContext(
             settings=settings,
             pool=pool,
@@ -62,6 +64,7 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
             outputs=stores.outputs,
             scheduler=TierScheduler(settings.concurrency, premium_share=settings.premium_share),
             stats=WorkerStats(),
+            metrics=measured,
             faults=faults,
         )
 

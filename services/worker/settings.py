@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from services.worker.engines.structure import STRUCTURE_THRESHOLD
 from shared.domain import Tier
-from shared.settings import FairShareSettings, SpendSettings, StorageSettings, WebhookSettings
+from shared.settings import FairShareSettings, MetricsSettings, SpendSettings, StorageSettings, WebhookSettings
 
 
 def _default_worker_id() -> str:
@@ -22,7 +22,7 @@ def _default_worker_id() -> str:
 EngineName = Literal["local", "openai", "noop"]
 
 
-class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings, WebhookSettings):
+class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings, WebhookSettings, MetricsSettings):
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
     concurrency: int = Field(default=2, ge=1, le=64)
     # When both tiers wait, this many premium jobs start for each free one.
@@ -65,6 +65,9 @@ class WorkerSettings(StorageSettings, FairShareSettings, SpendSettings, WebhookS
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_timeout: float = Field(default=10.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=7, ge=1, le=7)
+    # The port of this worker's own /metrics for Prometheus (services/worker/metrics.py); 0: one the
+    # system picks (tests, several workers on one machine), logged as `metrics.serving`.
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
 
     def engine_for(self, tier: Tier) -> EngineName:
         chosen = {Tier.FREE: self.engine_free, Tier.PREMIUM: self.engine_premium}[tier]

@@ -41,9 +41,14 @@ class RunningWorker:
 
 @pytest.fixture
 def worker_settings(settings_for: SettingsFactory) -> WorkerSettings:
-    """Heartbeats every 0.2 s, so the monitor's tests see a worker come and go quickly."""
+    """Heartbeats every 0.2 s, so the monitor's tests see a worker come and go quickly; metrics on a port
+    the system picks, so workers of one test (or of tests run side by side) never contend for one."""
     return settings_for(
-        WorkerSettings, worker_id=f"test-worker-{uuid.uuid4().hex[:6]}", heartbeat_interval=0.2, shutdown_grace=20
+        WorkerSettings,
+        worker_id=f"test-worker-{uuid.uuid4().hex[:6]}",
+        heartbeat_interval=0.2,
+        shutdown_grace=20,
+        metrics_port=0,
     )
 
 

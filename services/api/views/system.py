@@ -1,4 +1,4 @@
-"""Health, the OpenAPI document and the page that renders it."""
+"""Health, metrics, the OpenAPI document and the page that renders it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from services.api import keys
 from services.api.files import file_response
 from services.api.schemas import HealthOut
 from shared.db import ping
+from shared.errors import Unauthenticated
+from shared.telemetry.metrics import bearer_matches, exposition
+
+METRICS_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="luster-metrics"'}
 
 
 async def health(request: web.Request) -> web.Response:
@@ -24,6 +28,22 @@ async def health(request: web.Request) -> web.Response:
         environment=settings.environment,
     )
     return web.json_response(text=body.model_dump_json(), status=200 if healthy else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus' scrape, behind METRICS_TOKEN; without one, open except in production, where the route
+    answers as any unknown path does: an internet-facing api shows its internals to no one by default."""
+    settings = request.app[keys.SETTINGS]
+    token = settings.metrics_token
+    if token is None and settings.environment == "production":
+        raise web.HTTPNotFound()
+    if token is not None and not bearer_matches(request.headers.get("Authorization", ""), token):
+        raise Unauthenticated(
+            "send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`",
+            field="Authorization",
+            headers=METRICS_CHALLENGE,
+        )
+    return exposition(request.app[keys.METRICS].registry, request.headers.get("Accept", ""))
 
 
 async def openapi_document(request: web.Request) -> web.Response:
