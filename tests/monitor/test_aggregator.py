@@ -183,3 +183,12 @@ def test_steps_from_events_carry_what_the_payload_says() -> None:
         WorkerHeartbeat(worker_id="w", host="h", started_at=queued_at, in_flight=0, processed=0, failed=0, interval_s=5)
     )
     assert from_event(beat, beat.payload()) is None
+
+
+def test_pollers_may_share_a_snapshot_younger_than_their_max_age() -> None:
+    aggregator = Aggregator()
+    first = aggregator.snapshot(NOW, max_age=1.0)
+    aggregator.record(finished(2.0), NOW)
+    assert aggregator.snapshot(NOW + 0.5, max_age=1.0) is first
+    assert aggregator.snapshot(NOW + 0.5).windows["1m"].succeeded == 1  # without a max age: built afresh
+    assert aggregator.snapshot(NOW + 1.6, max_age=1.0).windows["1m"].succeeded == 1

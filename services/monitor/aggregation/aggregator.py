@@ -36,6 +36,7 @@ class Aggregator:
         self.duplicates = 0
         self._seen: RecentSet[bytes] = RecentSet(memory)  # about 110 bytes each
         self._starts: RecentMap[bytes, float] = RecentMap(memory // 5)  # jobs in flight
+        self._snapshot: tuple[float, StatsSnapshot] | None = None  # the last one built, and for when
 
     @property
     def remembered(self) -> int:
@@ -88,7 +89,19 @@ class Aggregator:
         """Replace the jobs-by-status counts with PostgreSQL's."""
         self.statuses.replace(counts)
 
-    def snapshot(self, now: float) -> StatsSnapshot:
+    def snapshot(self, now: float, *, max_age: float = 0.0) -> StatsSnapshot:
+        """The statistics as of `now`; the previous ones instead while they are less than `max_age` seconds old.
+
+        Building one merges every window's sketches (a few milliseconds): readers that may poll many times
+        a second (the dashboard, in as many tabs as operators open) then cost one build per `max_age`.
+        """
+        if self._snapshot is not None and 0 <= now - self._snapshot[0] < max_age:
+            return self._snapshot[1]
+        snapshot = self._build(now)
+        self._snapshot = (now, snapshot)
+        return snapshot
+
+    def _build(self, now: float) -> StatsSnapshot:
         windows = {
             name: window_stats(name, seconds, self._buckets_for(seconds).window(now, seconds))
             for name, seconds in WINDOWS.items()

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from services.monitor import keys
 from services.monitor.admin import auth, csrf
-from services.monitor.views.health import admin_body, jsonable
+from services.monitor.views.health import SNAPSHOT_MAX_AGE_S, admin_body, jsonable
 from shared.errors import NotFound
 
 HERE = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ async def asset(request: web.Request) -> web.Response:
 
 def overview_body(app: web.Application, now: float) -> dict[str, Any]:
     """What the dashboard polls: the admin health plus chart series, alert history and the span budget."""
-    snapshot = app[keys.AGGREGATOR].snapshot(now)
+    snapshot = app[keys.AGGREGATOR].snapshot(now, max_age=SNAPSHOT_MAX_AGE_S)
     body = admin_body(app, now, snapshot)
     body.update(
         jsonable(

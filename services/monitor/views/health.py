@@ -13,6 +13,10 @@ from services.monitor.aggregation.snapshot import StatsSnapshot, moment
 from services.monitor.alerting.health import Verdict, assess, stale_after
 from services.monitor.broker.queues import work_consumers, work_depth
 
+# Statistics a second old at most: the windows move in 10 s steps, and however often the pages are
+# polled, the monitor builds them once a second and spends the rest of its time on the events.
+SNAPSHOT_MAX_AGE_S = 1.0
+
 
 def jsonable(value: dict[str, Any]) -> dict[str, Any]:
     """Dataclasses, datetimes and enums as JSON-ready values."""
@@ -104,4 +108,5 @@ async def public(request: web.Request) -> web.Response:
 
 async def admin(request: web.Request) -> web.Response:
     now = time.time()
-    return web.json_response(admin_body(request.app, now, request.app[keys.AGGREGATOR].snapshot(now)))
+    snapshot = request.app[keys.AGGREGATOR].snapshot(now, max_age=SNAPSHOT_MAX_AGE_S)
+    return web.json_response(admin_body(request.app, now, snapshot))
