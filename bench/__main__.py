@@ -1,11 +1,21 @@
-"""`python -m bench`: every benchmark, one after the other; exits non-zero when a budget is broken."""
+"""`python -m bench`: every benchmark, then docs/benchmarks.md from their reports; non-zero when a budget is broken."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from bench import drain, engine_speed, fair_share, structure_guard, tracing_cpu, tracing_overhead, worker_scaling
+from bench import (
+    drain,
+    engine_speed,
+    fair_share,
+    monitor_absorption,
+    structure_guard,
+    tracing_cpu,
+    tracing_overhead,
+    worker_scaling,
+)
+from bench.report import publish
 
 
 def main() -> None:
@@ -16,6 +26,7 @@ def main() -> None:
     speed = engine_speed.main([])
     scaling = asyncio.run(worker_scaling.main())
     drained = asyncio.run(drain.main())
+    absorption = asyncio.run(monitor_absorption.main())
     budgets = (
         tracing_overhead.over_budget(throughput),
         fair_share.over_budget(fairness),
@@ -23,8 +34,10 @@ def main() -> None:
         engine_speed.over_budget(speed),
         worker_scaling.over_budget(scaling),
         drain.over_budget(drained),
+        monitor_absorption.over_budget(absorption),
     )
     broken = [problem for problem in budgets if problem]
+    publish()  # the page first: a broken budget is published with its numbers
     if broken:
         sys.exit("; ".join(broken))
 

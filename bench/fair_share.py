@@ -33,6 +33,7 @@ from bench.harness import (
     upload_asset,
     write_report,
 )
+from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.migrate import migrate
 from tests.harness.poll import poll
 
@@ -138,6 +139,43 @@ def over_budget(report: dict[str, Any]) -> str | None:
     if ahead > SHARE:
         return f"fair share: the newcomer started after {ahead} of the backlog's jobs (share {SHARE})"
     return None
+
+
+METHOD = """
+One owner submits a backlog of photos (`BENCH_FAIR_BACKLOG`); then a second owner submits one. Only then does a
+worker start (one process, two slots, the local engine on a small photo), so the backlog is whole when the
+newcomer arrives. Measured side by side in one run, fair share off and on (`FAIR_SHARE_QUEUED`): the newcomer's
+wait from acceptance to start, and how many of the backlog's jobs started before it. With fair share off the
+newcomer waits behind the whole backlog; on, behind at most the owner's share.
+"""
+
+
+def section(report: Report | None) -> Section:
+    title, command = "Fair share: a newcomer behind another owner's backlog", "python -m bench.fair_share"
+    if report is None:
+        return Section(title, command, METHOD)
+    header = ("mode", "`FAIR_SHARE_QUEUED`", "newcomer waited", "backlog started first", "backlog held on arrival")
+    rows = [
+        (
+            outcome["mode"],
+            outcome["fair_share_queued"],
+            f"{outcome['newcomer_wait_s']} s",
+            f"{outcome['backlog_started_before_newcomer']} of {outcome['backlog']}",
+            outcome["backlog_held_when_newcomer_arrived"],
+        )
+        for outcome in report["outcomes"]
+    ]
+    results = paragraphs(
+        table(header, rows),
+        f"The newcomer waited {report['newcomer_wait_ratio_off_to_on']}× as long with fair share off.",
+    )
+    on = next(outcome for outcome in report["outcomes"] if outcome["fair_share_queued"] > 0)
+    verdict = Verdict(
+        f"with fair share on, at most {SHARE} of the backlog's jobs start before the newcomer's",
+        f"{on['backlog_started_before_newcomer']}",
+        over_budget(report),
+    )
+    return Section(title, command, METHOD, results, verdict)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import asyncpg
 from aiohttp import web
 from PIL import Image
 
+from bench import machine
 from shared.apikeys import create_key
 from shared.topology import Topology
 
@@ -27,6 +28,7 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/luster_bench")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 WORK_DIR = ROOT / "var" / "bench"
+RESULTS = ROOT / "bench" / "results"
 # Tracing on: every span exported over OTLP/HTTP. Off: the SDK disabled, as if tracing were never set up.
 TRACING_OFF = {"OTEL_SDK_DISABLED": "true"}
 # Tracing as production runs it: the default sampling there (one trace in ten); the bench's API still
@@ -172,11 +174,17 @@ async def cleanup_broker(names: Sequence[str]) -> None:
                 await channel.exchange_delete(exchange)
 
 
+def save_report(name: str, report: dict[str, Any]) -> None:
+    """Everything to bench/results/<name>.json, stamped with when and at which commit it was measured:
+    bench.report renders docs/benchmarks.md from these files."""
+    RESULTS.mkdir(exist_ok=True)
+    stamped = {**report, "measured": {"at": machine.now(), "commit": machine.commit()}}
+    (RESULTS / f"{name}.json").write_text(json.dumps(stamped, indent=2))
+
+
 def write_report(name: str, report: dict[str, Any]) -> None:
-    """Everything to bench/results/<name>.json; the summary, without per-round detail, to stdout."""
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"{name}.json").write_text(json.dumps(report, indent=2))
+    """The report saved (`save_report`); the summary, without per-round detail, to stdout."""
+    save_report(name, report)
     summary = {
         key: {k: v for k, v in value.items() if k != "rounds"} if isinstance(value, dict) else value
         for key, value in report.items()

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from bench.harness import write_report
+from bench.markdown import Report, Section, Verdict, paragraphs, table
 from services.worker.engines import EnhanceRequest
 from services.worker.engines.local import enhance_sync
 from services.worker.engines.structure import structure_score
@@ -60,6 +61,29 @@ def over_budget(ratio: float) -> str | None:
     if ratio > BUDGET:
         return f"the structure guard costs {ratio:.1%} of the local engine's premium time (budget {BUDGET:.0%})"
     return None
+
+
+METHOD = """
+A generated 3000×2000 interior as a phone JPEG, enhanced with `enhance_sync` (premium, default style) and the
+pair scored with `structure_score`, the two alternating in each round so that both see the same machine; the
+medians of the rounds give the ratio. The guard may cost at most a tenth of the engine's time (issue 11, item 7).
+"""
+
+
+def section(report: Report | None) -> Section:
+    title, command = "What the structure guard costs beside the engine", "python -m bench.structure_guard"
+    if report is None:
+        return Section(title, command, METHOD)
+    rows = [
+        (what, f"{report[key]['median']} ms", ", ".join(map(str, report[key]["rounds"])))
+        for what, key in (("structure guard", "guard_ms"), ("engine, premium", "engine_ms"))
+    ]
+    verdict = Verdict(
+        f"the guard at most {BUDGET:.0%} of the engine's premium time",
+        f"{report['ratio']:.1%}",
+        over_budget(report["ratio"]),
+    )
+    return Section(title, command, METHOD, paragraphs(table(("", "median", "rounds (ms)"), rows)), verdict)
 
 
 if __name__ == "__main__":

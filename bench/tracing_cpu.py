@@ -35,6 +35,7 @@ from bench.harness import (
     upload_asset,
     write_report,
 )
+from bench.markdown import Report, Section, paragraphs, table
 from shared.migrate import migrate
 
 # Under valgrind a request runs some fifty times slower; these keep each mode to a minute or two.
@@ -116,3 +117,38 @@ async def main() -> dict[str, Any]:
         }
     write_report("tracing_cpu", report)
     return report
+
+
+METHOD = """
+Instructions per request counted by valgrind's callgrind, which machine noise cannot move: the same requests
+cost the same count whatever else the machine runs, so this is where a change to tracing's cost shows. Each API
+runs under callgrind with counting off through start-up and warm-up, and on for a fixed number of requests plus
+the seconds their spans take to be exported. Three APIs: tracing on (every trace sampled, exported over
+OTLP/HTTP), spans made but not exported (no `OTLP_ENDPOINT`, as a service without a collector runs), and off
+(`OTEL_SDK_DISABLED`); the middle one splits tracing's cost into making spans and exporting them. Every trace is
+sampled here: the cost per traced request, which production's sampling then divides. No target: the count is
+what a change to tracing is judged by (`make bench` installs Debian's `valgrind`).
+"""
+
+
+def _millions(count: float) -> str:
+    return f"{count / 1e6:.2f} M"
+
+
+def section(report: Report | None) -> Section:
+    title, command = "What tracing costs: instructions per request", "python -m bench.tracing_cpu"
+    if report is None:
+        return Section(title, command, METHOD)
+    rows = [
+        (
+            f"`{workload}`",
+            counts["requests_counted"],
+            " → ".join(_millions(counts[f"instructions_per_request_{mode}"]) for mode in ("off", "unexported", "on")),
+            f"+{counts['increase_percent']} %",
+            f"{counts['of_which_export_percent']} %",
+        )
+        for workload in WORKLOADS
+        for counts in (report[workload],)
+    ]
+    header = ("workload", "requests counted", "off → spans made → exported", "increase", "of which export")
+    return Section(title, command, METHOD, paragraphs(table(header, rows)))

@@ -41,6 +41,7 @@ from bench.harness import (
     upload_asset,
     write_report,
 )
+from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.migrate import migrate
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
@@ -154,3 +155,53 @@ def over_budget(report: dict[str, Any]) -> str | None:
         if report[workload][sampling]["throughput_drop_percent"] > BUDGET_PERCENT
     ]
     return f"tracing over its {BUDGET_PERCENT} % budget: {'; '.join(over)}" if over else None
+
+
+METHOD = """
+Tracing on (exported over OTLP/HTTP by the library's exporter to a stand-in collector) against off
+(`OTEL_SDK_DISABLED`), three API processes side by side against the same PostgreSQL and RabbitMQ: tracing off,
+every trace sampled (development's setting, the worst case), and production's default sampling (one trace in
+ten). Two workloads: `ingest_photo`, what clients do (the photo and the job in one multipart request), which the
+budget is for; and `submit_json`, a job for an already uploaded asset, the cheapest request there is and so the
+worst case for tracing's relative cost. Rounds alternate between the APIs so that machine noise falls on all
+alike (`BENCH_ROUNDS` rounds of `BENCH_REQUESTS` requests); the figures are medians of the per-round ratios.
+Each round also records each API's CPU time per request: the cost itself, less diluted than throughput by the
+client, PostgreSQL and RabbitMQ sharing the machine. Sampling cuts the cost of the traces it drops to next to
+nothing (a span that is not sampled is neither recorded nor exported), which is why production samples one
+trace in ten unless told otherwise.
+"""
+SAMPLINGS = {"all_sampled": "every trace", "production_sampling": "production's default"}
+
+
+def section(report: Report | None) -> Section:
+    title, command = "What tracing costs: throughput", "python -m bench.tracing_overhead"
+    if report is None:
+        return Section(title, command, METHOD)
+    rows = [
+        (
+            f"`{workload}`",
+            how,
+            f"{summary['median_rps_off']} → {summary['median_rps_on']}",
+            f"{summary['throughput_drop_percent']} %",
+            f"{summary['median_cpu_us_per_request_off']} → {summary['median_cpu_us_per_request_on']}",
+            f"+{summary['cpu_per_request_increase_percent']} %",
+        )
+        for workload in WORKLOADS
+        for sampling, how in SAMPLINGS.items()
+        for summary in (report[workload][sampling],)
+    ]
+    header = ("workload", "sampled", "requests/s off → on", "throughput drop", "API CPU µs/request off → on", "CPU")
+    results = paragraphs(
+        f"{report['rounds']} rounds of {report['requests_per_round']} requests, concurrency {report['concurrency']}; "
+        f"the collector received {report['otlp_exports_received']} exports.",
+        table(header, rows),
+    )
+    drops = [report[workload][sampling]["throughput_drop_percent"] for workload in WORKLOADS for sampling in SAMPLINGS]
+    verdict = Verdict(
+        f"tracing costs at most {BUDGET_PERCENT} % of throughput: photo ingest with every trace sampled, every "
+        "workload at production's default sampling",
+        f"photo ingest, every trace sampled: {report['ingest_photo']['all_sampled']['throughput_drop_percent']} %; "
+        f"largest drop of all {max(drops)} %",
+        over_budget(report),
+    )
+    return Section(title, command, METHOD, results, verdict)
