@@ -58,6 +58,7 @@ async def open_resources(settings: WorkerSettings, *, name: str) -> AsyncIterato
             yield Resources(settings, pool, broker, stores.uploads, stores.outputs, engine)
     finally:
         await broker.close()
+        await outbox.settle(pool)
         await pool.close()
 
 

@@ -19,7 +19,7 @@ from services.worker.faults import NO_FAULTS, Faults
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
 from services.worker.webhooks.consumer import WebhookConsumer
-from shared import watchdog
+from shared import outbox, watchdog
 from shared.broker import Broker
 from shared.db import create_pool
 from shared.domain import Tier
@@ -39,6 +39,7 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
             startup_timeout=settings.startup_timeout,
         )
         stack.push_async_callback(pool.close)
+        stack.push_async_callback(outbox.settle, pool)
         broker = await Broker.connect(
             str(settings.amqp_url.get_secret_value()),
             Topology(settings.broker_prefix),

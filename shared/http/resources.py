@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 from aiohttp import web
 
+from shared import outbox
 from shared.broker import Broker
 from shared.db import create_pool
 from shared.settings import BaseServiceSettings
@@ -27,6 +28,7 @@ def database(settings: BaseServiceSettings) -> CleanupContext:
             startup_timeout=settings.startup_timeout,
         )
         yield
+        await outbox.settle(app[POOL])
         await app[POOL].close()
 
     return pool

@@ -20,8 +20,9 @@ from services.api.schemas import PROMPT_MAX_LENGTH, JobCreate
 from shared.domain import Tier
 from shared.events import EventType
 from shared.topology import Topology
-from tests.harness.api import job_form
+from tests.harness.api import all_marked_published, job_form
 from tests.harness.broker import queue_counts
+from tests.harness.poll import poll
 
 if TYPE_CHECKING:
     from tests.conftest import Client
@@ -81,7 +82,7 @@ async def test_multipart_exactly_like_the_guides_curl_queues_a_premium_job(
     # The job.queued event was published (confirmed) into the premium work queue before the 202.
     assert (await queue_counts(amqp, topology.work_queue(Tier.PREMIUM)))[0] == 1
     assert (await queue_counts(amqp, topology.work_queue(Tier.FREE)))[0] == 0
-    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    await poll(all_marked_published(pool), what="the outbox rows to be marked published")
 
 
 async def test_a_json_body_is_accepted_too(api: Client, upload: Uploader) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -150,6 +150,15 @@ async def table_counts(
     pool: asyncpg.Pool, tables: Sequence[str] = ("assets", "jobs", "job_events", "outbox")
 ) -> dict[str, int]:
     return {table: await pool.fetchval(f"SELECT count(*) FROM {table}") for table in tables}
+
+
+def all_marked_published(pool: asyncpg.Pool) -> Callable[[], Awaitable[bool]]:
+    """A check for poll: every outbox row marked published (the api marks them after it answers)."""
+
+    async def check() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
+
+    return check
 
 
 def stored_files(directory: Path) -> list[str]:

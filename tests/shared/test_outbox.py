@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -90,9 +91,27 @@ async def test_a_published_row_is_not_published_again(pool: asyncpg.Pool, broker
     staged, _ = await _stage_in_request(pool, broker)
 
     assert await outbox.flush(pool, broker, [staged])
+    await outbox.settle(pool)  # the mark is written after the publish, off the caller's path
     assert await outbox.relay_once(pool, broker, min_age_s=0) == 0
     await tap.get(timeout=5)
     assert await tap.get(fail=False, timeout=1) is None
+
+
+async def test_the_marks_of_concurrent_publishes_are_all_written_by_the_time_the_pool_settles(
+    pool: asyncpg.Pool, broker: Broker
+) -> None:
+    tap = await _tap(broker, "job.canceled")
+    staged = [(await _stage_in_request(pool, broker))[0] for _ in range(40)]
+
+    published = await asyncio.gather(*(outbox.flush(pool, broker, [item]) for item in staged))
+    await outbox.settle(pool)
+
+    assert all(published)
+    ids = [item.outbox_id for item in staged]
+    unmarked = "SELECT count(*) FROM outbox WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
+    assert await pool.fetchval(unmarked, ids) == 0
+    assert await outbox.relay_once(pool, broker, min_age_s=0) == 0
+    assert len([await tap.get(timeout=5) for _ in staged]) == len(staged)
 
 
 async def test_flush_leaves_the_row_to_the_relay_while_the_broker_is_away(
