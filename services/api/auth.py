@@ -1,7 +1,8 @@
 """Who is calling: every endpoint but the public ones needs `Authorization: Bearer lus_…`.
 
 The key is looked up by the SHA-256 of its token on every request, so a revocation takes effect at
-once on every api instance; its last use is written at most once a minute.
+once on every api instance; on a limited endpoint the same statement counts the request against the
+key's limits (services/api/limits.py). Its last use is written at most once a minute.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from services.api import keys
+from services.api import keys, limits
 from services.api.caller import Caller
 from shared import apikeys
 from shared.errors import Unauthenticated
@@ -39,8 +40,14 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     if request.method == "OPTIONS":  # a CORS preflight carries no credentials, by the browser's rules
         return await handler(request)
-    pool = request.app[keys.POOL]
-    key = await apikeys.find_active(pool, _token(request))
+    pool, token = request.app[keys.POOL], _token(request)
+    action = request.app[keys.LIMITED].get(request.match_info.handler)
+    if action is None:
+        key = await apikeys.find_active(pool, token)
+    elif found := await limits.authenticate_and_count(pool, token, action, request.app[keys.SETTINGS]):
+        key, request[keys.ALLOWANCE] = found
+    else:
+        key = None
     if key is None:
         raise Unauthenticated("this API key is unknown or revoked", field="Authorization", headers=CHALLENGE)
     if key.last_used_at is None or datetime.now(UTC) - key.last_used_at > LAST_USED_EVERY:
