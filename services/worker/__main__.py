@@ -6,6 +6,8 @@ import asyncio
 import signal
 import sys
 
+import uvloop
+
 from services.worker.faults import Faults
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
@@ -30,7 +32,7 @@ def main() -> None:
     configure_logging("worker", settings.log_level, secrets=secret_values(settings))
     telemetry = setup_telemetry("worker", settings, sentry_tags={"worker_id": settings.worker_id})
     try:
-        asyncio.run(_serve(settings, faults))
+        uvloop.run(_serve(settings, faults))  # libuv's loop, as every service runs (shared/http/serve.py)
     except DependencyUnavailable as error:
         sys.exit(f"luster-worker: {error.message}")
     finally:
