@@ -78,10 +78,16 @@ def _head(data: bytes | BinaryIO) -> bytes:
 @dataclass(frozen=True)
 class Draft:
     """Decode a JPEG no larger than a `long_edge` needs, in `mode`: libjpeg scales by 1/2, 1/4 or 1/8 as it
-    decodes, several times cheaper than decoding every pixel and resizing. Other formats decode in full."""
+    decodes, several times cheaper than decoding every pixel and resizing. Other formats decode in full.
+    `mode` None keeps the mode the file is stored in."""
 
-    mode: str
+    mode: str | None
     long_edge: int
+
+
+# What checking a file needs: every byte of it decoded, at the smallest scale. libjpeg still reads each
+# block's coefficients when it scales by 1/8, so a truncated or corrupt file fails as in a full decode.
+CHECK_ONLY = Draft(None, 1)
 
 
 def open_image(
@@ -104,7 +110,7 @@ def open_image(
     _check_shape(image.size, max_side, max_aspect_ratio)
     if draft is not None and fmt == "JPEG":
         scale = draft.long_edge / max(image.size)
-        image.draft(draft.mode, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        image.draft(draft.mode or image.mode, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
     try:
         image.load()
     except _DECODE_ERRORS as exc:
@@ -117,8 +123,11 @@ def probe(
 ) -> ImageInfo:
     """Validate ``data`` and describe it; width and height are as displayed (EXIF orientation applied)."""
     fmt = sniff_format(_head(data)) or ""
-    image = open_image(data, max_pixels=max_pixels, max_side=max_side, max_aspect_ratio=max_aspect_ratio)
-    width, height = image.size
+    image = open_image(
+        data, max_pixels=max_pixels, max_side=max_side, max_aspect_ratio=max_aspect_ratio, draft=CHECK_ONLY
+    )
+    _head(data)  # back to the start: the size as stored is the header's, a draft decodes it smaller
+    width, height = _open_header(data, fmt).size
     if orientation(image) in _QUARTER_TURNS:
         width, height = height, width
     return ImageInfo(format=fmt, content_type=ALLOWED_FORMATS[fmt], width=width, height=height)
