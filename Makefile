@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all run test lint typecheck migrate services venv browser valgrind bench chaos fuzz lock clean
+.PHONY: all run test lint typecheck migrate services venv browser valgrind wrk bench chaos fuzz lock clean
 
 all: lint typecheck test
 
@@ -37,17 +37,23 @@ migrate: venv services
 run: venv services migrate
 	@PY=$(PY) scripts/run-stack.sh
 
+# A Debian package a target needs, installed when its command is missing (as root, with apt-get), or else a
+# message saying what to install: $(call debian,command,package,what it is for).
+debian = command -v $(1) >/dev/null || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "luster: install $(2) (Debian: apt-get install $(2)) $(3)" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; }
+
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; it never downloads a browser).
 browser:
-	@command -v chromium >/dev/null || { \
-	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "luster: install Chromium (Debian: apt-get install chromium) for the browser tests" >&2; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@$(call debian,chromium,chromium,for the browser tests)
 
 # Debian's valgrind: the benchmarks count instructions with callgrind, which machine noise cannot move.
 valgrind:
-	@command -v valgrind >/dev/null || { \
-	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "luster: install valgrind (Debian: apt-get install valgrind) for the benchmarks" >&2; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	@$(call debian,valgrind,valgrind,for the benchmarks)
+
+# Debian's wrk: the ingest benchmark's load, from a C client that leaves the cores to the servers.
+wrk:
+	@$(call debian,wrk,wrk,for the benchmarks)
 
 ## Run every test against the real PostgreSQL and RabbitMQ.
 test: venv services browser
@@ -60,7 +66,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy shared services tests bench client
 
-bench: venv $(BENCH_STAMP) services migrate valgrind
+bench: venv $(BENCH_STAMP) services migrate valgrind wrk
 	$(PY) -m bench
 
 ## The fault-injection suite at full size (200 jobs per scenario, 2,000 for the backlog); its table also goes into docs/reliability.md.
