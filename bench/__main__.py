@@ -9,6 +9,7 @@ from bench import (
     drain,
     engine_speed,
     fair_share,
+    ingest,
     monitor_absorption,
     structure_guard,
     tracing_cpu,
@@ -26,6 +27,7 @@ def main() -> None:
     speed = engine_speed.main([])
     scaling = asyncio.run(worker_scaling.main())
     drained = asyncio.run(drain.main())
+    ingested = asyncio.run(ingest.main())
     absorption = asyncio.run(monitor_absorption.main())
     budgets = (
         tracing_overhead.over_budget(throughput),
@@ -34,6 +36,7 @@ def main() -> None:
         engine_speed.over_budget(speed),
         worker_scaling.over_budget(scaling),
         drain.over_budget(drained),
+        ingest.over_budget(ingested),
         monitor_absorption.over_budget(absorption),
     )
     broken = [problem for problem in budgets if problem]

@@ -21,7 +21,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench import drain, engine_speed, fair_share, structure_guard, tracing_cpu, tracing_overhead, worker_scaling
+from bench import (
+    drain,
+    engine_speed,
+    fair_share,
+    ingest,
+    monitor_absorption,
+    structure_guard,
+    tracing_cpu,
+    tracing_overhead,
+    worker_scaling,
+)
 from bench.harness import AMQP_URL, DATABASE_URL, RESULTS, ROOT
 from bench.machine import Machine, describe
 from bench.markdown import Report, Section, paragraphs, table
@@ -31,6 +41,8 @@ SECTIONS: tuple[tuple[str, Callable[[Report | None], Section]], ...] = (
     ("engine_speed", engine_speed.section),
     ("worker_scaling", worker_scaling.section),
     ("drain", drain.section),
+    ("ingest", ingest.section),
+    ("monitor_absorption", monitor_absorption.section),
     ("tracing_overhead", tracing_overhead.section),
     ("tracing_cpu", tracing_cpu.section),
     ("fair_share", fair_share.section),
