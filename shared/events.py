@@ -22,6 +22,8 @@ class EventType(StrEnum):
     JOB_CANCELED = "job.canceled"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_STOPPED = "worker.stopped"
+    API_HEARTBEAT = "api.heartbeat"
+    API_STOPPED = "api.stopped"
     WEBHOOK_DELIVERY = "webhook.delivery"
 
 
@@ -90,6 +92,13 @@ class JobCanceled(Payload):
     tier: Tier
 
 
+class ProcessUsage(Payload):
+    """What a service's process uses: CPU time since it started (user and system) and resident memory."""
+
+    cpu_seconds: float = Field(ge=0)
+    rss_bytes: int = Field(ge=0)
+
+
 class WorkerHeartbeat(Payload):
     worker_id: str
     host: str
@@ -98,6 +107,8 @@ class WorkerHeartbeat(Payload):
     processed: int
     failed: int
     interval_s: float
+    process: ProcessUsage | None = None
+    concurrency: int | None = None  # engine processes: in_flight / concurrency is the executor's saturation
 
 
 class WorkerStopped(Payload):
@@ -105,6 +116,32 @@ class WorkerStopped(Payload):
     host: str
     processed: int
     failed: int
+
+
+class RouteTraffic(Payload):
+    """One route's requests since the previous heartbeat: how many were answered with each status class
+    ("2xx", "4xx", "5xx"…), and how long they took, as a mergeable DDSketch (protobuf, base64) in seconds."""
+
+    route: str
+    statuses: dict[str, int]
+    latency_sketch: str
+
+
+class ApiHeartbeat(Payload):
+    """An api instance is alive; what it answered since its previous heartbeat (no message per request)."""
+
+    instance_id: str
+    host: str
+    version: str
+    started_at: datetime
+    interval_s: float
+    process: ProcessUsage
+    routes: list[RouteTraffic] = Field(default_factory=list)
+
+
+class ApiStopped(Payload):
+    instance_id: str
+    host: str
 
 
 class WebhookDelivery(Payload):
@@ -132,6 +169,8 @@ PAYLOADS: Final[dict[EventType, type[Payload]]] = {
     EventType.JOB_CANCELED: JobCanceled,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
     EventType.WORKER_STOPPED: WorkerStopped,
+    EventType.API_HEARTBEAT: ApiHeartbeat,
+    EventType.API_STOPPED: ApiStopped,
     EventType.WEBHOOK_DELIVERY: WebhookDelivery,
 }
 TYPE_OF_PAYLOAD: Final = {model: event_type for event_type, model in PAYLOADS.items()}

@@ -6,10 +6,12 @@ import re
 
 from aiohttp import web
 
-from services.api import auth, keys, limits, openapi, resources
+from services.api import auth, faults, keys, limits, openapi, resources
+from services.api.heartbeat import heartbeat
 from services.api.metrics import ApiMetrics, measuring
 from services.api.routes import ENDPOINTS, setup_routes
 from services.api.settings import ApiSettings
+from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import access, guards, json_errors, protocol
 from shared.http.resources import broker, database
@@ -23,13 +25,14 @@ HEADER_RULES = {"Idempotency-Key": re.compile(r"[\x21-\x7e]{1,255}")}
 
 def create_app(settings: ApiSettings) -> web.Application:
     protocol.answer_protocol_errors_in_json()
-    metrics = ApiMetrics.create(settings.app_version)
+    metrics, traffic = ApiMetrics.create(settings.app_version), Traffic()
     app = web.Application(
         # Errors wrap authentication and limits, so their refusals are JSON like any other; requests are
         # measured outside the errors, so each is counted with the status it was answered with.
         middlewares=[
             server_middleware(trust_incoming=settings.trusts_incoming_trace),
-            measuring(metrics),
+            measuring(metrics, traffic),
+            *filter(None, [faults.hook(settings.environment)]),  # tests only: LUSTER_API_FAULTS
             access.access_log,
             guards.clean_path,  # before anything reads the path: a control character in it is a 400
             json_errors.errors,
@@ -43,6 +46,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
+    app[keys.TRAFFIC] = traffic
     app[keys.DECODES] = DecodeLimits.of(settings)
     app[keys.OPENAPI] = openapi.document(ENDPOINTS, version=settings.app_version)
     app.cleanup_ctx.extend(
@@ -50,6 +54,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             resources.storage,
             database(settings),
             broker(settings, name="luster-api"),
+            heartbeat,
             resources.outbox_relay,
             resources.moderation,
             resources.job_watch,

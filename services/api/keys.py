@@ -10,6 +10,7 @@ from services.api.metrics import ApiMetrics
 from services.api.moderation import Moderator
 from services.api.openapi import Document
 from services.api.settings import ApiSettings
+from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import resources
 from shared.jobwatch import JobWatch
@@ -29,6 +30,7 @@ BATCH_WATCH = web.AppKey("batch_watch", JobWatch)
 OPENAPI = web.AppKey("openapi", Document)
 # The registry /metrics serves, with the request metrics the middleware records.
 METRICS = web.AppKey("metrics", ApiMetrics)
+TRAFFIC = web.AppKey("traffic", Traffic)
 # Handlers anyone may call, and the limit each rate-limited handler counts against (set by the routes).
 PUBLIC = web.AppKey("public_handlers", frozenset)
 LIMITED = web.AppKey("limited_handlers", dict)

@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.api.traffic import Traffic
 from shared.telemetry.metrics import DURATION_BUCKETS, service_registry, trace_exemplar
 
 UNMATCHED = "unmatched"
@@ -65,8 +66,9 @@ def method_of(request: web.Request) -> str:
     return request.method if request.method in hdrs.METH_ALL else "other"
 
 
-def measuring(metrics: ApiMetrics) -> Middleware:
-    """The middleware that counts each request and times it once it is answered."""
+def measuring(metrics: ApiMetrics, traffic: Traffic) -> Middleware:
+    """The middleware that counts each request and times it once it is answered: for Prometheus, and for
+    the heartbeat that tells the monitor (services/api/traffic.py)."""
 
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -80,6 +82,8 @@ def measuring(metrics: ApiMetrics) -> Middleware:
             status = error.status
             raise
         finally:
-            metrics.observe(route_of(request), method_of(request), status, time.perf_counter() - started)
+            route, seconds = route_of(request), time.perf_counter() - started
+            metrics.observe(route, method_of(request), status, seconds)
+            traffic.record(route, status, seconds)
 
     return measure

@@ -35,6 +35,8 @@ class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings, Webho
     # Seconds the whole request body may take to arrive; a slower client is cut off with 408.
     body_read_timeout_s: float = Field(default=120.0, gt=0, le=3600)
     outbox_relay_interval: float = Field(default=2.0, gt=0)
+    # How often this instance tells the monitor it is alive and what it answered (services/api/heartbeat.py).
+    heartbeat_interval: float = Field(default=10.0, gt=0, le=300)
     # A trace UI (Jaeger: http://localhost:16686) to link each job's trace from GET /jobs/{id}.
     trace_ui_url: str | None = None
     # Each API key's limits unless the key sets its own: uploads and job submissions a minute (each),

@@ -12,6 +12,7 @@ from services.worker.context import WorkerContext
 from shared import workers
 from shared.events import WorkerHeartbeat, WorkerStopped, make_event
 from shared.telemetry.tracing import untraced
+from shared.telemetry.usage import process_usage
 
 log = structlog.get_logger()
 PUBLISH_TIMEOUT_S = 5.0
@@ -26,6 +27,8 @@ def _heartbeat(ctx: WorkerContext) -> WorkerHeartbeat:
         processed=ctx.stats.processed,
         failed=ctx.stats.failed,
         interval_s=ctx.settings.heartbeat_interval,
+        process=process_usage(),
+        concurrency=ctx.settings.concurrency,
     )
 
 

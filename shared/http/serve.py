@@ -29,7 +29,7 @@ def serve(service: str, settings_class: type[SettingsT], create_app: Callable[[S
     try:
         web.run_app(
             create_app(settings),
-            # libuv's event loop: its transports and callbacks in C, less CPU per request and per message (bench/ingest.py).
+            # libuv's event loop: transports and callbacks in C, less CPU per request and message (bench/ingest.py).
             loop=uvloop.new_event_loop(),
             host=settings.host,
             port=settings.port,

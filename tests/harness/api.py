@@ -65,7 +65,7 @@ def photo() -> bytes:
 @pytest.fixture
 def api_settings(pool: asyncpg.Pool, settings_for: SettingsFactory) -> ApiSettings:
     """Settings of this test's own: fresh tables (through `pool`), broker prefix and storage."""
-    return settings_for(ApiSettings)
+    return settings_for(ApiSettings, heartbeat_interval=1.0)
 
 
 @pytest.fixture

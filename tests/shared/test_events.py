@@ -14,6 +14,8 @@ from shared.domain import Style, Tier
 from shared.events import (
     CONTRACT_VERSION,
     PAYLOADS,
+    ApiHeartbeat,
+    ApiStopped,
     EventType,
     JobCanceled,
     JobFailed,
@@ -22,6 +24,8 @@ from shared.events import (
     JobStarted,
     JobSucceeded,
     Payload,
+    ProcessUsage,
+    RouteTraffic,
     UndecodableEvent,
     WebhookDelivery,
     WorkerHeartbeat,
@@ -65,6 +69,16 @@ SAMPLES: dict[EventType, Payload] = {
         worker_id="w-1", host="box", started_at=QUEUED_AT, in_flight=2, processed=10, failed=1, interval_s=5.0
     ),
     EventType.WORKER_STOPPED: WorkerStopped(worker_id="w-1", host="box", processed=10, failed=1),
+    EventType.API_HEARTBEAT: ApiHeartbeat(
+        instance_id="api-1",
+        host="box",
+        version="1.2.3",
+        started_at=QUEUED_AT,
+        interval_s=10.0,
+        process=ProcessUsage(cpu_seconds=1.5, rss_bytes=80_000_000),
+        routes=[RouteTraffic(route="/jobs/{job_id}", statuses={"2xx": 9, "5xx": 1}, latency_sketch="AAAA")],
+    ),
+    EventType.API_STOPPED: ApiStopped(instance_id="api-1", host="box"),
     EventType.WEBHOOK_DELIVERY: WebhookDelivery(
         webhook_id="msg_1",
         event="job.succeeded",
@@ -83,7 +97,7 @@ def test_there_is_a_sample_of_every_event_type() -> None:
 @pytest.mark.parametrize("event_type", list(EventType), ids=str)
 def test_every_payload_round_trips(event_type: EventType) -> None:
     payload = SAMPLES[event_type]
-    job_id = None if event_type.value.startswith("worker.") else uuid.uuid4()
+    job_id = None if event_type.value.startswith(("worker.", "api.")) else uuid.uuid4()
     event = make_event(payload, job_id=job_id)
 
     decoded, decoded_payload = decode(encode(event))
