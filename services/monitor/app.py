@@ -9,6 +9,7 @@ from services.monitor.admin import auth
 from services.monitor.admin.csrf import Sessions
 from services.monitor.admin.throttle import LoginThrottle
 from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.apis import ApiWatch
 from services.monitor.aggregation.fleet import WorkerRegistry
 from services.monitor.alerting.alerts import AlertEngine
 from services.monitor.alerting.rules import build_rules
@@ -35,6 +36,7 @@ def create_app(settings: MonitorSettings) -> web.Application:
     # The pure state: no I/O to set up, so it exists before (and outlives) the resources below.
     app[keys.AGGREGATOR] = Aggregator()
     app[keys.WORKERS] = WorkerRegistry(settings.heartbeat_stale_factor)
+    app[keys.APIS] = ApiWatch.create(settings.heartbeat_stale_factor)
     app[keys.ALERTS] = AlertEngine(build_rules(settings), history_size=settings.alert_history_size)
     app[keys.THROTTLE] = LoginThrottle(
         per_client=settings.auth_max_failures,

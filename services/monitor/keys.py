@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from services.monitor.admin.csrf import Sessions
 from services.monitor.admin.throttle import LoginThrottle
 from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.apis import ApiWatch
 from services.monitor.aggregation.fleet import WorkerRegistry
 from services.monitor.alerting.alerts import AlertEngine
 from services.monitor.alerting.checker import Checker
@@ -21,6 +22,7 @@ from shared.http import resources
 SETTINGS = web.AppKey("settings", MonitorSettings)
 AGGREGATOR = web.AppKey("aggregator", Aggregator)
 WORKERS = web.AppKey("workers", WorkerRegistry)
+APIS = web.AppKey("apis", ApiWatch)
 ALERTS = web.AppKey("alerts", AlertEngine)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 SESSIONS = web.AppKey("sessions", Sessions)

@@ -14,6 +14,7 @@ from services.monitor.aggregation.aggregator import Aggregator
 from services.monitor.aggregation.latency import Metric as Latency
 from services.monitor.alerting.alerts import AlertEngine
 from services.monitor.alerting.checker import Checker
+from shared.telemetry.metrics import service_registry
 
 LATENCY_HELP = {
     Latency.QUEUE_WAIT: "Time from queued to the first start of a job.",
@@ -35,7 +36,7 @@ class MonitorCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from (self._jobs(), self._events(), *self._latencies(), *self._queues())
-        yield from (self._workers(), self._dependencies(), self._alerts(), self._budget())
+        yield from (self._workers(), *self._api(), self._dependencies(), self._alerts(), self._budget())
         yield from (*self._spend(), *self._flagged())
 
     def _jobs(self) -> Metric:
@@ -69,6 +70,42 @@ class MonitorCollector(Collector):
                 messages.add_metric([stat.name, stat.kind], stat.messages)
                 consumers.add_metric([stat.name, stat.kind], stat.consumers)
         yield from (messages, consumers)
+
+    def _api(self) -> Iterator[Metric]:
+        """The api fleet as the last check saw it: the same windows, from the same heartbeats, as the
+        dashboard's API panel, so the two never disagree for one window."""
+        observation = self.checker.observation
+        yield GaugeMetricFamily(
+            "luster_api_instances_active",
+            "Api instances heartbeating.",
+            value=observation.apis_active if observation else 0,
+        )
+        requests = GaugeMetricFamily(
+            "luster_api_requests_per_minute",
+            "Requests the api answered per minute, over the window.",
+            labels=["window"],
+        )
+        errors = GaugeMetricFamily(
+            "luster_api_error_ratio",
+            "Share of requests answered 5xx (server) or 4xx (client).",
+            labels=["window", "kind"],
+        )
+        latency = GaugeMetricFamily(
+            "luster_api_response_seconds", "Response time quantiles over the window.", labels=["window", "quantile"]
+        )
+        for name, window in (observation.http if observation else {}).items():
+            requests.add_metric([name], window.requests_per_min)
+            for kind, ratio in (("server", window.error_rate), ("client", window.client_error_rate)):
+                if ratio is not None:
+                    errors.add_metric([name, kind], ratio)
+            for quantile, value in (
+                ("0.5", window.latency.p50),
+                ("0.95", window.latency.p95),
+                ("0.99", window.latency.p99),
+            ):
+                if value is not None:
+                    latency.add_metric([name, quantile], value)
+        yield from (requests, errors, latency)
 
     def _workers(self) -> Metric:
         observation = self.checker.observation
@@ -130,9 +167,10 @@ class MonitorCollector(Collector):
             )
 
 
-def registry_for(collector: MonitorCollector) -> CollectorRegistry:
-    """A registry of the monitor's own: nothing else in the process (or a test's other apps) leaks in."""
-    registry = CollectorRegistry(auto_describe=False)
+def registry_for(collector: MonitorCollector, version: str) -> CollectorRegistry:
+    """A registry of the monitor's own: the fleet-wide view, and the monitor process's own CPU, memory and
+    build as every service exposes them; nothing else in the process (or a test's other apps) leaks in."""
+    registry = service_registry("monitor", version)
     registry.register(collector)
     return registry
 

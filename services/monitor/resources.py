@@ -31,7 +31,7 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
 async def events(app: web.Application) -> AsyncIterator[None]:
     """Replay the last hour from PostgreSQL first, then take the live stream (duplicates count once)."""
     await rebuild(app[keys.POOL], app[keys.AGGREGATOR])
-    consumer = EventConsumer(app[keys.BROKER], app[keys.AGGREGATOR], app[keys.WORKERS])
+    consumer = EventConsumer(app[keys.BROKER], app[keys.AGGREGATOR], app[keys.WORKERS], app[keys.APIS])
     await consumer.start()
     yield
     await consumer.stop()
@@ -83,6 +83,7 @@ def _checker(app: web.Application, webhook: Webhook | None) -> Checker:
         queues=app[keys.QUEUES],
         aggregator=app[keys.AGGREGATOR],
         workers=app[keys.WORKERS],
+        apis=app[keys.APIS],
         alerts=app[keys.ALERTS],
         webhook=webhook,
     )
@@ -94,7 +95,8 @@ async def checks(app: web.Application) -> AsyncIterator[None]:
     app[keys.DEAD_LETTERS] = DeadLetterBox(app[keys.BROKER], peek_limit=app[keys.SETTINGS].dead_letter_peek_limit)
     webhook = _webhook(app)
     checker = app[keys.CHECKER] = _checker(app, webhook)
-    app[keys.METRICS] = registry_for(MonitorCollector(app[keys.AGGREGATOR], checker, app[keys.ALERTS]))
+    collector = MonitorCollector(app[keys.AGGREGATOR], checker, app[keys.ALERTS])
+    app[keys.METRICS] = registry_for(collector, app[keys.SETTINGS].app_version)
     await checker.check()
     checking = asyncio.create_task(checker.run())
     async with _background(webhook.run()) if webhook is not None else contextlib.nullcontext():

@@ -12,7 +12,6 @@ from pydantic_settings import NoDecode
 from shared.settings import FairShareSettings, HttpServiceSettings, SecretHttpUrl, SpendSettings
 
 Window = Literal["1m", "5m", "1h"]
-LatencyMetric = Literal["queue_wait", "processing", "end_to_end"]
 
 
 class MonitorSettings(HttpServiceSettings, SpendSettings, FairShareSettings):
@@ -44,7 +43,6 @@ class MonitorSettings(HttpServiceSettings, SpendSettings, FairShareSettings):
     alert_failure_rate: float = Field(default=0.10, ge=0, le=1)
     alert_failure_window: Window = "1h"
     alert_latency_p95_seconds: float = Field(default=2.0, gt=0)
-    alert_latency_metric: LatencyMetric = "queue_wait"
     alert_queue_depth: int = Field(default=50, ge=0)
     alert_consecutive_checks: int = Field(default=3, ge=1, le=100)
     alert_min_samples: int = Field(default=10, ge=1)

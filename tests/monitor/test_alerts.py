@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.apis import ApiWatch
+from services.monitor.aggregation.http import HttpWindow
 from services.monitor.aggregation.steps import Kind, Step
 from services.monitor.alerting.alerts import AlertEngine
 from services.monitor.alerting.rules import (
@@ -18,6 +21,7 @@ from services.monitor.alerting.rules import (
     FailureRate,
     LatencyP95,
     NoActiveWorker,
+    NoApiInstance,
     Observation,
     PaidEngineSpend,
     QueueDepth,
@@ -26,6 +30,8 @@ from services.monitor.alerting.rules import (
 from services.monitor.alerting.webhook import text_of
 from services.monitor.settings import MonitorSettings
 from shared.domain import Tier
+from shared.events import ApiHeartbeat, ProcessUsage, make_event
+from tests.monitor.test_api_watch import traffic
 
 NOW = 1_800_000_000.0
 
@@ -57,13 +63,36 @@ def outcomes(succeeded: int, failed: int = 0, retried: int = 0, *, wait: float =
     return steps
 
 
-def test_error_rate_counts_retries_and_needs_enough_samples() -> None:
+def http(answers: list[tuple[str, int, float]], *, window: str = "5m") -> dict[str, HttpWindow]:
+    """The api's traffic over `window` as the monitor merges it from heartbeats: (route, status, seconds)."""
+    watch = ApiWatch.create(stale_factor=3)
+    beat = make_event(
+        ApiHeartbeat(
+            instance_id="api-1",
+            host="box",
+            version="1",
+            started_at=datetime.fromtimestamp(NOW - 60, UTC),
+            interval_s=10,
+            process=ProcessUsage(cpu_seconds=1, rss_bytes=1),
+            routes=traffic(answers),
+        )
+    )
+    beat = beat.model_copy(update={"occurred_at": datetime.fromtimestamp(NOW - 5, UTC)})
+    watch.apply(beat, beat.payload(), NOW)
+    return watch.traffic.windows(NOW)
+
+
+def test_error_rate_is_the_apis_5xx_share_and_needs_enough_requests() -> None:
     rule = ErrorRate(threshold=0.05, min_samples=10)
-    assert rule.evaluate(observe(outcomes(19, retried=1))) == []  # exactly 5 %: not above
-    [finding] = rule.evaluate(observe(outcomes(18, retried=2)))
+    assert rule.evaluate(observe(http=http([("/jobs", 200, 0.1)] * 19 + [("/jobs", 500, 0.1)]))) == []  # 5 %
+    [finding] = rule.evaluate(observe(http=http([("/jobs", 200, 0.1)] * 18 + [("/jobs", 503, 0.1)] * 2)))
     assert finding.value == pytest.approx(0.1)
-    assert "error rate 10.0% over 5m (2 of 20 attempts)" in finding.summary
-    assert rule.evaluate(observe(outcomes(3, failed=3))) == []  # 6 attempts < 10 samples
+    assert "HTTP error rate 10.0% over 5m (2 of 20 requests answered 5xx)" in finding.summary
+    assert rule.evaluate(observe(http=http([("/jobs", 500, 0.1)] * 9))) == []  # 9 requests < 10 samples
+    # A client's mistakes are its own: 4xx answers are not the service failing.
+    assert rule.evaluate(observe(http=http([("/jobs", 422, 0.1)] * 50))) == []
+    # Job failures are not HTTP errors either (failure_rate judges them).
+    assert rule.evaluate(observe(outcomes(3, failed=30))) == []
 
 
 def test_failure_rate_over_its_window() -> None:
@@ -73,12 +102,23 @@ def test_failure_rate_over_its_window() -> None:
     assert finding.rule == "failure_rate" and finding.value == pytest.approx(0.2)
 
 
-def test_latency_p95_over_threshold() -> None:
-    rule = LatencyP95("queue_wait", threshold_s=2.0, min_samples=10)
-    assert rule.evaluate(observe(outcomes(20, wait=1.5))) == []
-    [finding] = rule.evaluate(observe(outcomes(20, wait=3.0)))
-    assert finding.value == pytest.approx(3.0, rel=0.01)
-    assert finding.summary.startswith("P95 queue wait 2.9") and "above 2 s" in finding.summary
+def test_latency_p95_is_the_apis_response_time_over_every_route() -> None:
+    rule = LatencyP95(threshold_s=2.0, min_samples=10)
+    fast = [("/jobs", 202, 0.05)] * 90
+    assert rule.evaluate(observe(http=http([*fast, *[("/jobs/{job_id}", 200, 1.5)] * 10]))) == []
+    [finding] = rule.evaluate(observe(http=http([*fast, *[("/jobs/{job_id}", 200, 3.0)] * 10])))
+    assert finding.value == pytest.approx(3.0, rel=0.02)
+    assert finding.summary.startswith("HTTP P95 response time 2.9") and "above 2 s" in finding.summary
+    assert "slowest route: /jobs/{job_id}" in finding.summary
+    assert rule.evaluate(observe(outcomes(20, wait=30.0))) == []  # a long queue wait is not a slow response
+
+
+def test_no_api_instance_once_the_api_was_seen_and_none_is_alive() -> None:
+    rule = NoApiInstance(checks=1)
+    assert rule.evaluate(observe()) == []  # no api ever heard of: a monitor on its own
+    assert rule.evaluate(observe(apis_seen=True, apis_active=1)) == []
+    [finding] = rule.evaluate(observe(apis_seen=True, apis_active=0))
+    assert finding.severity == "critical" and "no api instance is alive" in finding.summary
 
 
 def test_queue_depth_gives_the_scale_up_advice() -> None:
@@ -150,7 +190,6 @@ def test_rules_take_their_thresholds_from_settings() -> None:
         alert_error_rate=0.2,
         alert_queue_depth=7,
         alert_consecutive_checks=4,
-        alert_latency_metric="end_to_end",
         alert_latency_p95_seconds=30,
     )
     rules = {rule.name: rule for rule in build_rules(settings)}
@@ -160,12 +199,14 @@ def test_rules_take_their_thresholds_from_settings() -> None:
         "failure_rate",
         "queue_depth",
         "no_active_worker",
+        "no_api_instance",
         "dependency_down",
         "paid_engine_spend",
     }
     assert rules["error_rate"] == ErrorRate(0.2, 10)
     assert rules["queue_depth"] == QueueDepth(7, 4)
-    assert rules["latency_p95"] == LatencyP95("end_to_end", 30, 10)
+    assert rules["latency_p95"] == LatencyP95(30, 10)
+    assert rules["no_api_instance"] == NoApiInstance(4)
     assert rules["paid_engine_spend"] == PaidEngineSpend(None)  # no cap: it never fires
 
 

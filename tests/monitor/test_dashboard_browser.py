@@ -62,6 +62,14 @@ async def test_dashboard_renders_agrees_with_the_json_and_updates(
     assert await page.locator("#throughput-chart rect.bar").count() >= 50  # a bar per minute with jobs
     assert await page.locator("#latency-chart path.line").count() == 2
     assert await page.locator("#workers-table tbody tr").count() == 1
+    # The api's panel and every process's CPU and memory, from the heartbeats: the jobs above went through
+    # an api app of this test's, whose heartbeat the monitor merged.
+    await expect(page.locator('[data-field="api.active"]').first).to_have_text("1", timeout=15_000)
+    await expect(page.locator("#api-table tbody tr")).to_have_count(4)
+    processes = page.locator("#processes-table tbody tr")
+    await expect(processes).to_have_count(2)
+    await expect(page.locator("#processes-table")).to_contain_text("api")
+    await expect(page.locator("#processes-table")).to_contain_text("MB")
     assert "engine_timeout × 6" in await page.locator("#errors").inner_text()
     assert await page.locator("#queues-table tbody tr").count() == len(topology.all_queues())
     await expect(page.locator("#flagged-table")).to_contain_text("no flagged jobs")

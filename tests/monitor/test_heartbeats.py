@@ -147,9 +147,13 @@ async def test_a_database_outage_is_unhealthy_at_once_and_alerts_after_three_che
     response = await monitor.get("/health")
     body = await response.json()
     assert response.status == 503
-    assert body["status"] == "unhealthy" and body["services"] == {"database": "unhealthy", "broker": "healthy"}
+    assert body["status"] == "unhealthy" and body["services"] == {
+        "database": "unhealthy",
+        "broker": "healthy",
+        "api": "unknown",
+    }
     admin = await admin_json(monitor, "/admin/health")
-    assert admin["services"] == {"database": "unhealthy", "broker": "healthy"}
+    assert admin["services"] == {"database": "unhealthy", "broker": "healthy", "api": "unknown"}
     assert "pool is closed" in admin["service_errors"]["database"]
     assert "database unhealthy" in admin["reasons"]
     [fired] = (await admin_json(monitor, "/admin/alerts"))["history"]

@@ -45,7 +45,7 @@ async def test_jobs_show_up_in_health_and_admin_health(
     await poll(counted, what="both jobs and the worker's counters in /admin/health")
     health = await _health(monitor)
     assert health["status"] == "healthy", health
-    assert health["services"] == {"database": "healthy", "broker": "healthy"}
+    assert health["services"] == {"database": "healthy", "broker": "healthy", "api": "healthy"}
     assert health["workers"] == {"estimated_active": 1}
     assert health["queue"] == {"depth": 0, "waiting": 0}
     assert set(health) == {"status", "services", "workers", "queue", "checked_at"}
@@ -53,7 +53,7 @@ async def test_jobs_show_up_in_health_and_admin_health(
     admin = await admin_json(monitor, "/admin/health")
     # The deployment guide's "Verify Deployment" shape, within the detailed view.
     assert admin["status"] == "healthy"
-    assert admin["services"] == {"database": "healthy", "broker": "healthy"}
+    assert admin["services"] == {"database": "healthy", "broker": "healthy", "api": "healthy"}
     assert admin["workers"]["estimated_active"] == 1
     hour = admin["windows"]["1h"]
     assert admin["jobs"] == {"queued": 0, "processing": 0, "succeeded": 2, "failed": 0, "canceled": 0}

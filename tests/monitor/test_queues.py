@@ -86,7 +86,7 @@ async def test_a_failing_management_api_falls_back_to_amqp(
     monitor = await monitor_factory(rabbitmq_management_url=str(server.make_url("")))
     body = await admin_json(monitor, "/admin/health")
     assert body["queues"]["source"] == "amqp"
-    assert body["services"] == {"database": "healthy", "broker": "healthy"}
+    assert body["services"] == {"database": "healthy", "broker": "healthy", "api": "unknown"}
 
 
 async def test_a_missing_queue_is_reported_without_leaking_channels(

@@ -35,7 +35,7 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("ALERT_ERROR_RATE", "2"), ("ADMIN_PASSWORD", "short"), ("ALERT_LATENCY_METRIC", "vibes"), ("PORT", "x")],
+    [("ALERT_ERROR_RATE", "2"), ("ADMIN_PASSWORD", "short"), ("ALERT_FAILURE_WINDOW", "vibes"), ("PORT", "x")],
 )
 def test_a_bad_value_stops_with_its_name(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

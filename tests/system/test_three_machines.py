@@ -221,7 +221,7 @@ async def test_three_machines_share_nothing_but_the_bucket(stack: Stack, photo: 
             assert _complete_jpeg(output) == EXPECTED_SIZE[tier], job_id
 
     health = await _monitor_healthy_with_a_worker(stack)
-    assert health["services"] == {"database": "healthy", "broker": "healthy"}
+    assert health["services"] == {"database": "healthy", "broker": "healthy", "api": "healthy"}
     await _monitor_saw(stack, list(jobs))
 
     uploads, outputs = await _bucket_keys(stack.s3_env)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from services.monitor.aggregation.bounded import RecentMap, RecentSet
-from services.monitor.aggregation.buckets import RollingBuckets
+from services.monitor.aggregation.buckets import Bucket, RollingBuckets
 from services.monitor.aggregation.census import StatusCounts
 from services.monitor.aggregation.latency import CumulativeHistogram, Metric
 from services.monitor.aggregation.snapshot import StatsSnapshot, minute_point, moment, window_stats
@@ -27,8 +27,8 @@ class Aggregator:
     """
 
     def __init__(self, *, memory: int = 50_000) -> None:
-        self.fine = RollingBuckets(FINE_WIDTH, FINE_COUNT)
-        self.coarse = RollingBuckets(COARSE_WIDTH, COARSE_COUNT)
+        self.fine = RollingBuckets(FINE_WIDTH, FINE_COUNT, Bucket)
+        self.coarse = RollingBuckets(COARSE_WIDTH, COARSE_COUNT, Bucket)
         self.statuses = StatusCounts()
         # Since this process started, from live events only: Prometheus counters must not jump on restart.
         self.totals: Counter[tuple[Kind, Tier]] = Counter()
@@ -114,5 +114,5 @@ class Aggregator:
             series=[minute_point(start, bucket) for start, bucket in self.coarse.slots(now)],
         )
 
-    def _buckets_for(self, seconds: int) -> RollingBuckets:
+    def _buckets_for(self, seconds: int) -> RollingBuckets[Bucket]:
         return self.fine if seconds <= FINE_WIDTH * FINE_COUNT else self.coarse

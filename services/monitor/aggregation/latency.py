@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ddsketch import LogCollapsingLowestDenseDDSketch
+from ddsketch.ddsketch import BaseDDSketch
 
 # 1 % relative error; the bin cap bounds memory whatever arrives (collapsing only the fastest values).
 RELATIVE_ACCURACY = 0.01
@@ -49,7 +50,7 @@ class Percentiles:
     p99: float | None
 
     @classmethod
-    def of(cls, sketch: Sketch) -> Percentiles:
+    def of(cls, sketch: BaseDDSketch) -> Percentiles:
         if sketch.count == 0:
             return cls(0, None, None, None)
         p50, p95, p99 = (_rounded(sketch.get_quantile_value(q)) for q in QUANTILES)

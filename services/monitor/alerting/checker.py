@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 
 from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.apis import ApiWatch
 from services.monitor.aggregation.budget import SpanBudget, estimate, jobs_per_month
 from services.monitor.aggregation.census import job_counts, job_volume
 from services.monitor.aggregation.flagged import count_flagged
@@ -55,12 +56,14 @@ class Checker:
         queues: Queues,
         aggregator: Aggregator,
         workers: WorkerRegistry,
+        apis: ApiWatch,
         alerts: AlertEngine,
         webhook: Webhook | None,
     ) -> None:
         self.settings = settings
         self.pool, self.broker, self.queues = pool, broker, queues
         self.aggregator, self.workers, self.alerts, self.webhook = aggregator, workers, alerts, webhook
+        self.apis = apis
         self.latest: Check | None = None
         self.observation: Observation | None = None
         self.budget: SpanBudget | None = None
@@ -108,6 +111,9 @@ class Checker:
             estimated_active=estimated_active(self.workers.active_count(now), work_consumers(stats)),
             stats=self.aggregator.snapshot(now),
             spend_today=self.spend.today_usd if self.spend else None,
+            http=self.apis.traffic.windows(now),
+            apis_active=self.apis.registry.active_count(now),
+            apis_seen=self.apis.registry.ever_seen,
         )
         self.latest, self.observation = Check(now, stats, errors), observation
         self._judge(observation, now)

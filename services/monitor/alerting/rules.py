@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from services.monitor.aggregation.http import HttpWindow
 from services.monitor.aggregation.snapshot import StatsSnapshot
 from services.monitor.aggregation.spend import WARNING_SHARE
 from services.monitor.settings import MonitorSettings
@@ -24,6 +25,9 @@ class Observation:
     estimated_active: int
     stats: StatsSnapshot
     spend_today: Decimal | None = None  # US dollars the paid engine billed today (UTC); None: not read yet
+    http: dict[str, HttpWindow] = field(default_factory=dict)  # the api's traffic per window, from heartbeats
+    apis_active: int = 0  # api instances whose heartbeat is fresh
+    apis_seen: bool = False  # any api instance heartbeat since this monitor started
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ def _percent(value: float) -> str:
 
 @dataclass(frozen=True)
 class ErrorRate:
-    """Failed attempts (retried or given up) among the attempts that ended, over 5 minutes."""
+    """Requests the api answered with a 5xx among all it answered, over 5 minutes (the guide's "error rate >
+    5 % in 5 minutes"); a client's 4xx is its own mistake, not the service failing."""
 
     threshold: float
     min_samples: int
@@ -65,15 +70,17 @@ class ErrorRate:
     name: str = "error_rate"
 
     def evaluate(self, observation: Observation) -> list[Finding]:
-        stats = observation.stats.windows[self.window]
-        rate, attempts = stats.error_rate, stats.finished + stats.retried
-        if rate is None or attempts < self.min_samples or rate <= self.threshold:
+        traffic = observation.http.get(self.window)
+        if traffic is None or traffic.error_rate is None or traffic.requests < self.min_samples:
             return []
+        if traffic.error_rate <= self.threshold:
+            return []
+        errors = sum(route.server_errors for route in traffic.routes.values())
         summary = (
-            f"error rate {_percent(rate)} over {self.window} ({stats.failed + stats.retried} of {attempts} "
-            f"attempts), above {_percent(self.threshold)}"
+            f"HTTP error rate {_percent(traffic.error_rate)} over {self.window} ({errors} of {traffic.requests} "
+            f"requests answered 5xx), above {_percent(self.threshold)}"
         )
-        return [Finding(self.name, self.name, "warning", summary, rate, self.threshold)]
+        return [Finding(self.name, self.name, "warning", summary, traffic.error_rate, self.threshold)]
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,9 @@ class FailureRate:
 
 @dataclass(frozen=True)
 class LatencyP95:
-    """P95 of one latency (queue wait by default: how long the system takes to respond to a job)."""
+    """P95 of the api's response times over 5 minutes, every route and instance merged (the guide's "P95
+    response time > 2 seconds")."""
 
-    metric: str
     threshold_s: float
     min_samples: int
     window: str = "5m"
@@ -110,11 +117,17 @@ class LatencyP95:
     name: str = "latency_p95"
 
     def evaluate(self, observation: Observation) -> list[Finding]:
-        summary_of = observation.stats.windows[self.window].latency[self.metric]["all"]
-        p95 = summary_of.p95
-        if p95 is None or summary_of.count < self.min_samples or p95 <= self.threshold_s:
+        traffic = observation.http.get(self.window)
+        if traffic is None:
             return []
-        summary = f"P95 {self.metric.replace('_', ' ')} {p95:.2f} s over {self.window}, above {self.threshold_s:g} s"
+        p95 = traffic.latency.p95
+        if p95 is None or traffic.latency.count < self.min_samples or p95 <= self.threshold_s:
+            return []
+        slowest = max(traffic.routes.items(), key=lambda item: item[1].latency.p95 or 0.0)[0]
+        summary = (
+            f"HTTP P95 response time {p95:.2f} s over {self.window}, above {self.threshold_s:g} s "
+            f"(slowest route: {slowest})"
+        )
         return [Finding(self.name, self.name, "warning", summary, p95, self.threshold_s)]
 
 
@@ -146,6 +159,21 @@ class NoActiveWorker:
             return []
         summary = f"{observation.jobs_waiting} jobs queued and no active worker: check the worker service"
         return [Finding(self.name, self.name, "critical", summary, observation.jobs_waiting, 0)]
+
+
+@dataclass(frozen=True)
+class NoApiInstance:
+    """The api was here and no instance is alive now: nobody can submit a job. (A monitor that has never
+    seen an api heartbeat, running on its own, raises nothing.)"""
+
+    checks: int
+    name: str = "no_api_instance"
+
+    def evaluate(self, observation: Observation) -> list[Finding]:
+        if not observation.apis_seen or observation.apis_active > 0:
+            return []
+        summary = "no api instance is alive (no fresh heartbeat): check the api service"
+        return [Finding(self.name, self.name, "critical", summary, 0, 1)]
 
 
 @dataclass(frozen=True)
@@ -200,10 +228,11 @@ def build_rules(settings: MonitorSettings) -> list[Rule]:
     in_a_row = settings.alert_consecutive_checks
     return [
         ErrorRate(settings.alert_error_rate, settings.alert_min_samples),
-        LatencyP95(settings.alert_latency_metric, settings.alert_latency_p95_seconds, settings.alert_min_samples),
+        LatencyP95(settings.alert_latency_p95_seconds, settings.alert_min_samples),
         FailureRate(settings.alert_failure_rate, settings.alert_min_samples, window=settings.alert_failure_window),
         QueueDepth(settings.alert_queue_depth, in_a_row),
         NoActiveWorker(in_a_row),
+        NoApiInstance(in_a_row),
         DependencyDown(in_a_row),
         PaidEngineSpend(settings.openai_daily_budget_usd),
     ]

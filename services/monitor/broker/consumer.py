@@ -19,6 +19,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from opentelemetry import propagate, trace
 
 from services.monitor.aggregation.aggregator import Aggregator
+from services.monitor.aggregation.apis import ApiWatch
 from services.monitor.aggregation.fleet import WorkerRegistry
 from services.monitor.aggregation.steps import from_event
 from shared.broker import Broker, Delivery, deliver, subscribe
@@ -45,10 +46,13 @@ def _sampled(message: AbstractIncomingMessage) -> bool:
 
 
 class EventConsumer:
-    def __init__(self, broker: Broker, aggregator: Aggregator, workers: WorkerRegistry) -> None:
+    def __init__(
+        self, broker: Broker, aggregator: Aggregator, workers: WorkerRegistry, apis: ApiWatch | None = None
+    ) -> None:
         self.broker = broker
         self.aggregator = aggregator
         self.workers = workers
+        self.apis = apis if apis is not None else ApiWatch.create(workers.stale_factor)
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None  # held strongly: a robust connection restores only live consumers
         self._tag: str | None = None
@@ -95,6 +99,8 @@ class EventConsumer:
     def handle(self, delivery: Delivery) -> None:
         now = time.time()
         if self.workers.apply(delivery.event, delivery.payload, now):
+            return
+        if self.apis.apply(delivery.event, delivery.payload, now):
             return
         step = from_event(delivery.event, delivery.payload)
         if step is not None:

@@ -142,6 +142,47 @@
     )) : [emptyRow(8, "no worker has sent a heartbeat in the last hour")]);
   }
 
+  function renderApi(data) {
+    const api = data.api;
+    setField("api.active", count(api.active));
+    const windows = api.windows;
+    const w = (f) => WINDOWS.map((name) => cell(windows[name] ? f(windows[name]) : dash, "num"));
+    fill("api-table", [
+      row("Requests / min", ...w((s) => s.requests_per_min.toFixed(1))),
+      row("Error rate (5xx)", ...w((s) => rate(s.error_rate))),
+      row("Client errors (4xx)", ...w((s) => rate(s.client_error_rate))),
+      row("P50 · P95 · P99", ...w((s) => `${compact(s.latency.p50)} · ${compact(s.latency.p95)} · ${compact(s.latency.p99)}`)),
+    ]);
+    const routes = windows["5m"] ? Object.entries(windows["5m"].routes) : [];
+    fill("routes-table", routes.length ? routes.map(([route, r]) => row(
+      cell(route, "mono"), cell(count(r.requests), "num"), cell(count(r.server_errors), "num"),
+      cell(count(r.client_errors), "num"),
+      cell(`${compact(r.latency.p50)} · ${compact(r.latency.p95)} · ${compact(r.latency.p99)}`, "num triple"),
+    )) : [emptyRow(5, "no requests reported in the last 5 minutes")]);
+  }
+
+  const megabytes = (b) => (b === null || b === undefined ? dash : `${Math.round(b / 1048576)} MB`);
+
+  function memoryCell(bytes, growing) {
+    const td = cell(megabytes(bytes), growing ? "num hot" : "num");
+    if (growing) td.title = "memory keeps growing";
+    td.dataset.growing = String(Boolean(growing));
+    return td;
+  }
+
+  function renderProcesses(data) {
+    const apis = data.api.instances.map((i) => row(
+      cell(i.instance_id, "mono"), "api", withNode(pill(i.status)), cell(seconds(i.cpu_seconds), "num"),
+      memoryCell(i.rss_bytes, i.memory_growing), cell(dash, "num"),
+    ));
+    const workers = data.workers.list.map((w) => row(
+      cell(w.worker_id, "mono"), "worker", withNode(pill(w.status)), cell(seconds(w.cpu_seconds), "num"),
+      memoryCell(w.rss_bytes, w.memory_growing), cell(rate(w.saturation), "num"),
+    ));
+    const all = [...apis, ...workers];
+    fill("processes-table", all.length ? all : [emptyRow(6, "no heartbeat in the last hour")]);
+  }
+
   function renderQueues(data) {
     fill("queues-table", data.queues.list.map((q) => row(
       cell(q.name, "mono"), q.kind, cell(q.messages === null ? "missing" : count(q.messages), "num"),
@@ -215,6 +256,8 @@
     renderLatency(data);
     renderRates(data);
     renderWorkers(data);
+    renderApi(data);
+    renderProcesses(data);
     renderQueues(data);
     renderAlerts(data);
     renderBudget(data);

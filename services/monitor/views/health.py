@@ -36,10 +36,26 @@ def verdict(app: web.Application, now: float) -> Verdict:
 
 
 def _services(app: web.Application) -> dict[str, str]:
-    """The guide's shape: {"database": "healthy", ...}."""
+    """The guide's shape: {"database": "healthy", ...}, and the api as its heartbeats tell: healthy while an
+    instance is alive, unhealthy once none is, "unknown" while none has been heard of."""
     observation = app[keys.CHECKER].observation
     dependencies = observation.dependencies if observation else {"database": False, "broker": False}
-    return {name: "healthy" if ok else "unhealthy" for name, ok in dependencies.items()}
+    services = {name: "healthy" if ok else "unhealthy" for name, ok in dependencies.items()}
+    if observation is None or not observation.apis_seen:
+        services["api"] = "unknown"
+    else:
+        services["api"] = "healthy" if observation.apis_active > 0 else "unhealthy"
+    return services
+
+
+def _api(app: web.Application, now: float) -> dict[str, Any]:
+    watch, observation = app[keys.APIS], app[keys.CHECKER].observation
+    return {
+        "active": watch.registry.active_count(now),
+        "stale_after_intervals": watch.registry.stale_factor,
+        "instances": watch.registry.views(now),
+        "windows": observation.http if observation else {},
+    }
 
 
 def public_body(app: web.Application, now: float) -> tuple[dict[str, Any], int]:
@@ -93,6 +109,7 @@ def admin_body(app: web.Application, now: float, snapshot: StatsSnapshot) -> dic
             "jobs_by_tier": snapshot.jobs_by_tier,
             "windows": snapshot.windows,
             "workers": _workers(app, now),
+            "api": _api(app, now),
             "queues": _queues(app),
             "alerts": {"active": app[keys.ALERTS].active},
             "spend": app[keys.CHECKER].spend,
