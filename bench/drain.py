@@ -36,17 +36,15 @@ import aio_pika
 import asyncpg
 
 from bench import idle_latency
-from bench.harness import AMQP_URL, ROOT, WORK_DIR, _photo, cleanup_broker, write_report
+from bench.harness import AMQP_URL, ROOT, WORK_DIR, _photo, cleanup_broker, fresh_database, write_report
 from bench.idle_latency import DATABASE_URL
 from bench.markdown import Report, Section, Verdict, paragraphs, spread_percent, table
 from shared import jobs
 from shared.assets import insert_asset
 from shared.broker import Broker, event_message
-from shared.db import split_database
 from shared.domain import Style, Tier
 from shared.events import JobQueued, make_event
 from shared.jobs import NewJob
-from shared.migrate import migrate
 from shared.storage.local import LocalStore
 from shared.topology import Topology
 from tests.harness.poll import poll
@@ -262,20 +260,8 @@ async def _cleanup_baseline_queues() -> None:
         await channel.exchange_delete(QUEUES["celery"])
 
 
-async def _fresh_database() -> None:
-    """The benchmark's own database, new each run: no other benchmark's leftovers (queued jobs, outbox rows
-    for exchanges long gone) for a worker's sweeper and relay or the monitor to spend time on."""
-    maintenance, name = split_database(DATABASE_URL)
-    connection = await asyncpg.connect(maintenance)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-    await asyncio.to_thread(migrate, DATABASE_URL)
-
-
 async def main() -> dict[str, Any]:
-    await _fresh_database()
+    await fresh_database(DATABASE_URL)
     pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=8)
     rounds: dict[str, list[dict[str, float]]] = {system: [] for system in COMMANDS}
     idle: list[dict[str, float]] = []

@@ -21,6 +21,8 @@ from PIL import Image
 
 from bench import machine
 from shared.apikeys import create_key
+from shared.db import split_database
+from shared.migrate import migrate
 from shared.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +174,18 @@ async def cleanup_broker(names: Sequence[str]) -> None:
                 await channel.queue_delete(queue)
             for exchange in (topology.events_exchange, topology.dead_exchange):
                 await channel.exchange_delete(exchange)
+
+
+async def fresh_database(url: str) -> None:
+    """A benchmark's own database, new each run: no other benchmark's leftovers (queued jobs, outbox rows
+    for exchanges long gone) for a sweeper, a relay or the monitor to spend time on."""
+    maintenance, name = split_database(url)
+    connection = await asyncpg.connect(maintenance)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+    await asyncio.to_thread(migrate, url)
 
 
 def save_report(name: str, report: dict[str, Any]) -> None:

@@ -36,12 +36,20 @@ import aio_pika
 import aiohttp
 import asyncpg
 
-from bench.harness import AMQP_URL, ROOT, WORK_DIR, cleanup_broker, ready, start_api, upload_asset, write_report
+from bench.harness import (
+    AMQP_URL,
+    ROOT,
+    WORK_DIR,
+    cleanup_broker,
+    fresh_database,
+    ready,
+    start_api,
+    upload_asset,
+    write_report,
+)
 from bench.harness import DATABASE_URL as BENCH_DATABASE_URL
 from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.apikeys import create_key
-from shared.db import split_database
-from shared.migrate import migrate
 from shared.topology import Topology
 from tests.worker.photos import encode, house
 
@@ -214,16 +222,6 @@ async def _forget(pool: asyncpg.Pool) -> None:
         store.mkdir(parents=True)
 
 
-async def _fresh_database() -> None:
-    maintenance, name = split_database(DATABASE_URL)
-    connection = await asyncpg.connect(maintenance)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-    await asyncio.to_thread(migrate, DATABASE_URL)
-
-
 async def _authorization() -> str:
     connection = await asyncpg.connect(DATABASE_URL)
     try:
@@ -287,7 +285,7 @@ def _start_bare(extra: dict[str, str]) -> subprocess.Popen[bytes]:
 
 async def main() -> dict[str, Any]:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    await _fresh_database()
+    await fresh_database(DATABASE_URL)
     pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
     runs: dict[str, dict[str, list[Run]]] = {w.name: {"luster": [], "bare": []} for w in WORKLOADS}
     started = time.monotonic()
