@@ -30,13 +30,13 @@ from bench.harness import (
     burst,
     cleanup_broker,
     collector,
+    fresh_database,
     ready,
     start_api,
     upload_asset,
     write_report,
 )
 from bench.markdown import Report, Section, paragraphs, table
-from shared.migrate import migrate
 
 # Under valgrind a request runs some fifty times slower; these keep each mode to a minute or two.
 REQUESTS = {"submit_json": 300, "ingest_photo": 30}
@@ -93,7 +93,7 @@ async def _count(name: str, port: int, extra: dict[str, str]) -> dict[str, float
 async def main() -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         raise SystemExit("luster: the instruction-count benchmark needs valgrind (Debian: apt-get install valgrind)")
-    await asyncio.to_thread(migrate, DATABASE_URL)
+    await fresh_database(DATABASE_URL)  # no other benchmark's rows for this one's relays to publish
     async with collector() as (collector_url, _):
         try:
             on = await _count("cg-on", 8796, {"OTLP_ENDPOINT": collector_url})

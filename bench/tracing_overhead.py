@@ -36,13 +36,13 @@ from bench.harness import (
     burst,
     cleanup_broker,
     collector,
+    fresh_database,
     ready,
     start_api,
     upload_asset,
     write_report,
 )
 from bench.markdown import Report, Section, Verdict, paragraphs, table
-from shared.migrate import migrate
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
 REQUESTS_PER_ROUND = int(os.environ.get("BENCH_REQUESTS", "1000"))
@@ -111,7 +111,7 @@ def _results(rounds: dict[str, list[Round]]) -> dict[str, Any]:
 
 
 async def main() -> dict[str, Any]:
-    await asyncio.to_thread(migrate, DATABASE_URL)
+    await fresh_database(DATABASE_URL)  # no other benchmark's rows for this one's relays to publish
     async with collector() as (collector_url, received):
         ports = {"on": 8790, "sampled": 8792, "off": 8791}
         environments = {

@@ -24,10 +24,19 @@ import aio_pika
 import aiohttp
 import asyncpg
 
-from bench.harness import AMQP_URL, DATABASE_URL, bench_headers, burst, cleanup_broker, ready, start_api, write_report
+from bench.harness import (
+    AMQP_URL,
+    DATABASE_URL,
+    bench_headers,
+    burst,
+    cleanup_broker,
+    fresh_database,
+    ready,
+    start_api,
+    write_report,
+)
 from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.domain import Tier
-from shared.migrate import migrate
 from shared.topology import Topology
 from tests.harness.poll import poll
 from tests.worker.photos import encode, house
@@ -102,7 +111,7 @@ async def _round(pool: asyncpg.Pool, session: aiohttp.ClientSession, url: str, c
 
 
 async def main() -> dict[str, Any]:
-    await asyncio.to_thread(migrate, DATABASE_URL)
+    await fresh_database(DATABASE_URL)  # no other benchmark's rows for this one's relays to publish
     pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
     api = start_api(NAME, PORT, ENV)
     url = f"http://127.0.0.1:{PORT}"
