@@ -66,6 +66,7 @@ TARGET_RATIO = 0.70
 TARGET_P50_MS = 4.5
 POOL_SIZE = 10  # Luster's api default (DB_POOL_MAX); the baseline gets as many connections
 BOUNDARY = "luster-bench-boundary"
+WRK_TIMEOUT_S = 60
 # A listing photo as a phone sends it: about 2 MB of JPEG.
 PHOTO = encode(house(3400, 2267))
 LUA = """
@@ -169,7 +170,11 @@ async def wrk(url: str, workload: Workload, body: bytes, content_type: str, auth
         "BENCH_CONTENT_TYPE": content_type,
         "BENCH_AUTHORIZATION": authorization,
     }
-    command = ["wrk", f"-t{workload.threads}", f"-c{workload.connections}", f"-d{seconds}s", "--latency"]
+    # A slow answer is a latency to report, not a failure: wrk's own timeout (2 s) would drop it uncounted.
+    command = [
+        *("wrk", f"-t{workload.threads}", f"-c{workload.connections}", f"-d{seconds}s", "--latency"),
+        *("--timeout", f"{WRK_TIMEOUT_S}s"),
+    ]
     process = await asyncio.create_subprocess_exec(
         *command, "-s", str(script), f"{url}/jobs", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
