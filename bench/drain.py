@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import aio_pika
 import asyncpg
 
 from bench import idle_latency
-from bench.harness import AMQP_URL, ROOT, WORK_DIR, _photo, cleanup_broker, fresh_database, write_report
+from bench.harness import AMQP_URL, ROOT, WORK_DIR, _photo, cleanup_broker, fresh_database, stop, write_report
 from bench.idle_latency import DATABASE_URL
 from bench.markdown import Report, Section, Verdict, paragraphs, spread_percent, table
 from shared import jobs
@@ -93,15 +92,6 @@ def spawn(label: str, command: Sequence[str], extra: dict[str, str] | None = Non
     log = (WORK_DIR / f"{label}.log").open("ab")
     env = {**os.environ, "PYTHONPATH": str(ROOT), **ENV, **(extra or {})}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 async def _backlog(pool: asyncpg.Pool, owner: str) -> list[NewJob]:

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -174,6 +175,23 @@ async def cleanup_broker(names: Sequence[str]) -> None:
                 await channel.queue_delete(queue)
             for exchange in (topology.events_exchange, topology.dead_exchange):
                 await channel.exchange_delete(exchange)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used, all its threads, from Linux's /proc: what a busy
+    machine's wall clock cannot blur."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def fresh_database(url: str) -> None:

@@ -21,7 +21,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -41,9 +39,11 @@ from bench.harness import (
     ROOT,
     WORK_DIR,
     cleanup_broker,
+    cpu_seconds,
     fresh_database,
     ready,
     start_api,
+    stop,
     upload_asset,
     write_report,
 )
@@ -154,11 +154,6 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
     return float(rate.group(1)), latencies[50], latencies[99], int(total.group(1))
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def wrk(url: str, workload: Workload, body: bytes, content_type: str, authorization: str, seconds: int) -> str:
     body_file = WORK_DIR / f"{NAME}-{workload.body}.body"
     script = WORK_DIR / f"{NAME}.lua"
@@ -206,9 +201,9 @@ async def _body(system: System, workload: Workload) -> tuple[bytes, str]:
 
 async def measure(system: System, workload: Workload, seconds: int = SECONDS) -> Run:
     body, content_type = await _body(system, workload)
-    cpu_before = _cpu_seconds(system.process.pid)
+    cpu_before = cpu_seconds(system.process.pid)
     output = await wrk(system.url, workload, body, content_type, system.authorization, seconds)
-    cpu = _cpu_seconds(system.process.pid) - cpu_before
+    cpu = cpu_seconds(system.process.pid) - cpu_before
     await _settled(system)
     rate, p50, p99, total = parse_wrk(output)
     return Run(round(rate, 1), round(p50, 2), round(p99, 2), round(cpu / total * 1e6))
@@ -219,9 +214,9 @@ async def _settled(system: System) -> None:
     its CPU time stands still for half a second. The next run must not share the machine with this one."""
     async with asyncio.timeout(60):
         while True:
-            before = _cpu_seconds(system.process.pid)
+            before = cpu_seconds(system.process.pid)
             await asyncio.sleep(0.5)
-            if _cpu_seconds(system.process.pid) - before < 0.02:
+            if cpu_seconds(system.process.pid) - before < 0.02:
                 return
 
 
@@ -256,15 +251,6 @@ async def _authorization() -> str:
     return f"Bearer {token}"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextlib.asynccontextmanager
 async def systems() -> AsyncIterator[list[System]]:
     environment = {
@@ -290,7 +276,7 @@ async def systems() -> AsyncIterator[list[System]]:
         yield started
     finally:
         for system in started:
-            _stop(system.process)
+            stop(system.process, timeout=30)
 
 
 def _start_bare(extra: dict[str, str]) -> subprocess.Popen[bytes]:

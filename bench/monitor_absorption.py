@@ -53,7 +53,17 @@ import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from bench.harness import AMQP_URL, DATABASE_URL, ROOT, WORK_DIR, cleanup_broker, start_api, write_report
+from bench.harness import (
+    AMQP_URL,
+    DATABASE_URL,
+    ROOT,
+    WORK_DIR,
+    cleanup_broker,
+    cpu_seconds,
+    start_api,
+    stop,
+    write_report,
+)
 from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.broker import Broker, event_message
 from shared.domain import Style, Tier
@@ -157,15 +167,6 @@ def start_bare() -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=log)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 async def _consuming(queue: Queue, process: subprocess.Popen[bytes]) -> float:
     """When the consumer appeared on the queue: the clock starts there, not at the process's start-up."""
 
@@ -207,12 +208,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2), "samples": len(values)}
 
 
-def cpu_s(pid: int) -> float:
-    """User plus system CPU time the process has used: what a busy machine's wall clock cannot blur."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclasses.dataclass(frozen=True)
 class Absorbed:
     began: float
@@ -240,9 +235,9 @@ async def _absorb(
     process = start()
     try:
         began = await _consuming(queue, process)
-        used = cpu_s(process.pid)
+        used = cpu_seconds(process.pid)
         ended = await _drained(queue)
-        absorbed = Absorbed(began, ended, cpu_s(process.pid) - used)
+        absorbed = Absorbed(began, ended, cpu_seconds(process.pid) - used)
         if then is not None:
             await then()
         return absorbed

@@ -20,7 +20,6 @@ import signal
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,6 +35,7 @@ from bench.harness import (
     burst,
     cleanup_broker,
     collector,
+    cpu_seconds,
     fresh_database,
     ready,
     start_api,
@@ -55,9 +55,8 @@ class Api:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """CPU time of the API process, all its threads (exporter included), from Linux's /proc."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the API process, all its threads (exporter included)."""
+        return cpu_seconds(self.pid)
 
 
 @dataclass(frozen=True)
