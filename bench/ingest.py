@@ -38,6 +38,7 @@ from bench.harness import (
     AMQP_URL,
     ROOT,
     WORK_DIR,
+    bench_headers,
     cleanup_broker,
     cpu_seconds,
     fresh_database,
@@ -49,7 +50,6 @@ from bench.harness import (
 )
 from bench.harness import DATABASE_URL as BENCH_DATABASE_URL
 from bench.markdown import Report, Section, Verdict, paragraphs, table
-from shared.apikeys import create_key
 from shared.topology import Topology
 from tests.worker.photos import encode, house
 
@@ -234,23 +234,6 @@ async def _forget(pool: asyncpg.Pool) -> None:
         await asyncio.to_thread(store.mkdir, parents=True, exist_ok=True)
 
 
-async def _authorization() -> str:
-    connection = await asyncpg.connect(DATABASE_URL)
-    try:
-        _, token = await create_key(
-            connection,
-            owner="bench",
-            name="bench",
-            plan="premium",
-            requests_per_minute=10**9,
-            jobs_in_flight=10**9,
-            bytes_per_day=10**15,
-        )
-    finally:
-        await connection.close()
-    return f"Bearer {token}"
-
-
 @contextlib.asynccontextmanager
 async def systems() -> AsyncIterator[list[System]]:
     environment = {
@@ -268,7 +251,10 @@ async def systems() -> AsyncIterator[list[System]]:
     }
     luster = start_api(NAME, PORTS["luster"], environment)
     bare = _start_bare(bare_environment)
-    started = [System("luster", luster, await _authorization()), System("bare", bare, "")]
+    started = [
+        System("luster", luster, (await bench_headers(database_url=DATABASE_URL))["Authorization"]),
+        System("bare", bare, ""),
+    ]
     try:
         async with asyncio.timeout(120):
             for system in started:
