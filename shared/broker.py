@@ -26,12 +26,12 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError
 from opentelemetry import propagate
 
+from shared import broker_nodes
 from shared.errors import PoisonMessage
 from shared.events import Event, Payload, UndecodableEvent, decode, encode
 from shared.messages import OutgoingMessage
-from shared.retry import retry_until_ready
 from shared.telemetry.tracing import consume_span, publish_span
-from shared.topology import Topology, declare
+from shared.topology import Topology, declare, retire
 
 log = structlog.get_logger()
 
@@ -74,13 +74,11 @@ class Broker:
 
     @classmethod
     async def connect(cls, url: str, topology: Topology, *, name: str, startup_timeout: float = 60.0) -> Broker:
-        connection = await retry_until_ready(
-            lambda: aio_pika.connect_robust(url, client_properties={"connection_name": name}),
-            what="rabbitmq",
-            give_up_after=startup_timeout,
-        )
+        """Connect to `url`: one node's AMQP URL, or a cluster's nodes' separated by commas."""
+        connection = await broker_nodes.connect(url.split(","), name=name, give_up_after=startup_timeout)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await declare(channel, topology)
+        await retire(connection, topology)
         return cls(connection, channel, topology)
 
     async def close(self) -> None:

@@ -40,13 +40,17 @@ RELAXED_COMMIT = "relaxed_commit AS (SELECT set_config('synchronous_commit', 'of
 
 
 # What "the database is down" looks like at an edge (HTTP answer, message handling), as opposed
-# to a bug: connection refused or reset, a server shutting down, a pool that cannot hand out a connection.
+# to a bug: connection refused or reset, a server shutting down, a pool that cannot hand out a connection,
+# and during a failover no host that takes writes yet (DATABASE_URL's target_session_attrs=read-write) or
+# a write that reached a server which has just become a standby.
 DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.AdminShutdownError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.ReadOnlySQLTransactionError,
     TimeoutError,
 )
 
@@ -92,7 +96,10 @@ async def create_pool(
 
 
 def split_database(dsn: str) -> tuple[str, str]:
-    """The maintenance DSN (database `postgres`) and the name of the database `dsn` names."""
+    """The maintenance DSN (database `postgres`) and the name of the database `dsn` names.
+
+    The database is the path after the last `/`, so a DSN of several hosts (`a:5432,b:5432`) splits alike.
+    """
     head, _, tail = dsn.rpartition("/")
     name, sep, query = tail.partition("?")
     return f"{head}/postgres{sep}{query}", name or "postgres"

@@ -19,21 +19,18 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x6C75_7374_6572_3A6D
 
 
-def driver_url(dsn: str) -> str:
-    """The PostgreSQL URL as SQLAlchemy names the driver the services use (asyncpg)."""
-    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1).replace("postgres://", "postgresql+asyncpg://", 1)
-
-
 def configured_url() -> str:
     """DATABASE_URL as the services read it: what the alembic CLI migrates when alembic.ini names no URL."""
-    return driver_url(str(load_settings(BaseServiceSettings).database_url.get_secret_value()))
+    return str(load_settings(BaseServiceSettings).database_url.get_secret_value())
 
 
 def alembic_config(dsn: str) -> Config:
+    """`sqlalchemy.url` holds asyncpg's own DSN, which env.py hands to asyncpg: SQLAlchemy's URL parser
+    takes one host only, and a DATABASE_URL may name a primary and its standbys."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Alembic's config is ConfigParser-based, so a literal % in a password must be doubled.
-    config.set_main_option("sqlalchemy.url", driver_url(dsn).replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", dsn.replace("%", "%%"))
     return config
 
 

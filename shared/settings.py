@@ -8,21 +8,46 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     BeforeValidator,
     Field,
     Secret,
     SecretStr,
+    TypeAdapter,
     UrlConstraints,
     ValidationError,
     model_validator,
 )
+from pydantic_core import MultiHostUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.telemetry.redaction import mask_url
 
-PostgresUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["postgres", "postgresql"], host_required=True)]
+# Several hosts (`postgresql://user@primary:5432,standby:5432/luster?target_session_attrs=read-write`) name a
+# primary and its standbys: asyncpg connects to the first that answers as the attributes ask.
+PostgresUrl = Annotated[MultiHostUrl, UrlConstraints(allowed_schemes=["postgres", "postgresql"], host_required=True)]
 AmqpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"], host_required=True)]
+_AMQP_URL: TypeAdapter[AnyUrl] = TypeAdapter(AmqpUrl)
+
+
+def _broker_addresses(value: str) -> str:
+    """One broker URL, or the nodes of a cluster as URLs separated by commas, each checked on its own."""
+    addresses = [part.strip() for part in value.split(",")]
+    if not all(addresses):
+        raise ValueError("an empty address between commas")
+    checked = []
+    for number, address in enumerate(addresses, start=1):
+        try:
+            checked.append(str(_AMQP_URL.validate_python(address)))
+        except ValidationError as error:  # its own message: pydantic's would repeat the input, password and all
+            which = f"address {number}: " if len(addresses) > 1 else ""
+            raise ValueError(which + error.errors()[0]["msg"]) from None
+    return ",".join(checked)
+
+
+# AMQP_URL: the services connect to the first node that answers and move on to the next when it goes away.
+AmqpUrls = Annotated[str, AfterValidator(_broker_addresses)]
 HttpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["http", "https"], host_required=True)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # The OpenTelemetry SDK's own samplers, by their standard names (which it takes in any case).
@@ -52,8 +77,11 @@ class SecretPostgresUrl(_MaskedUrl, Secret[PostgresUrl]):
     """DATABASE_URL."""
 
 
-class SecretAmqpUrl(_MaskedUrl, Secret[AmqpUrl]):
-    """AMQP_URL."""
+class SecretAmqpUrl(_MaskedUrl, Secret[AmqpUrls]):
+    """AMQP_URL: one node's URL, or several nodes' separated by commas."""
+
+    def addresses(self) -> list[str]:
+        return self.get_secret_value().split(",")
 
 
 class SecretHttpUrl(_MaskedUrl, Secret[HttpUrl]):

@@ -1,9 +1,13 @@
 """Every exchange, queue and binding Luster uses, as data, declared idempotently in one place.
 
-events (topic) ── job.queued.<tier> ──> jobs.<tier> (quorum, delivery limit) ──x──> dead (fanout) ──> dead-letter
-               └─ #  ────────────────> monitor (bounded)
-retry.<tier>.<n> (per-message TTL) ──expires──> default exchange ──> jobs.<tier>
-outbox ── default exchange ──> webhooks (quorum) <──expires── webhooks.retry.<n>
+events (topic) ── job.queued.<tier> ──> jobs.<tier> (delivery limit) ──x──> dead (fanout) ──> dead-letter
+               └─ #  ────────────────> monitor.events (bounded)
+delay.<tier>.<n> (per-message TTL) ──expires──> default exchange ──> jobs.<tier>
+outbox ── default exchange ──> webhooks <──expires── webhooks.delay.<n>
+
+Every queue is a quorum queue, replicated on every node of a cluster (RabbitMQ's default group size), so
+no node's death takes a queue, its messages or a publisher's route away while a majority of nodes runs.
+Until 2026-12 the delay and monitor queues were classic ones, under other names (`RETIRED_QUEUES`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from shared.domain import Tier
 
@@ -43,20 +47,26 @@ class Topology:
 
     @property
     def monitor_queue(self) -> str:
-        return f"{self.prefix}.monitor"
+        return f"{self.prefix}.monitor.events"
 
     def work_queue(self, tier: Tier) -> str:
         return f"{self.prefix}.jobs.{tier}"
 
     def retry_queue(self, tier: Tier, level: int) -> str:
-        return f"{self.prefix}.retry.{tier}.{level}"
+        return f"{self.prefix}.delay.{tier}.{level}"
 
     @property
     def webhook_queue(self) -> str:
         return f"{self.prefix}.webhooks"
 
     def webhook_retry_queue(self, level: int) -> str:
-        return f"{self.prefix}.webhooks.retry.{level}"
+        return f"{self.prefix}.webhooks.delay.{level}"
+
+    def retired_queues(self) -> list[str]:
+        """The classic queues the quorum ones above replaced; a queue's type cannot change under its name."""
+        retry = [f"{self.prefix}.retry.{tier}.{n}" for tier in Tier for n in range(len(RETRY_DELAYS_MS))]
+        webhooks = [f"{self.prefix}.webhooks.retry.{n}" for n in range(len(WEBHOOK_RETRY_DELAYS_MS))]
+        return [*retry, *webhooks, f"{self.prefix}.monitor"]
 
     def retry_level(self, attempt: int) -> int:
         return min(max(attempt - 1, 0), len(RETRY_DELAYS_MS) - 1)
@@ -72,21 +82,23 @@ def queued_routing_key(tier: Tier) -> str:
     return f"job.queued.{tier}"
 
 
+QUORUM: Final[dict[str, Any]] = {"x-queue-type": "quorum"}
+
+
 def _work_queue_arguments(topology: Topology) -> dict[str, Any]:
-    return {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": DELIVERY_LIMIT,
-        "x-dead-letter-exchange": topology.dead_exchange,
-    }
+    return {**QUORUM, "x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": topology.dead_exchange}
 
 
-def _retry_queue_arguments(topology: Topology, tier: Tier) -> dict[str, Any]:
-    # Expired messages go straight back to their work queue through the default exchange,
-    # so a retry is not announced again on the events exchange.
-    # Classic, not quorum: per-message expiry (our jitter) is what classic queues do well.
+def _delay_queue_arguments(work_queue: str) -> dict[str, Any]:
+    # Expired messages go straight back to their work queue through the default exchange, so a retry is
+    # not announced again on the events exchange. At-least-once dead-lettering: an expired message leaves
+    # only once its work queue has it, even across a leader change (RabbitMQ asks reject-publish for it).
     return {
+        **QUORUM,
         "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": topology.work_queue(tier),
+        "x-dead-letter-routing-key": work_queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
 
 
@@ -94,9 +106,7 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
     """Declare the whole topology; safe to call from every process at every start."""
     events = await channel.declare_exchange(topology.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     dead = await channel.declare_exchange(topology.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
-    dead_letters = await channel.declare_queue(
-        topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    dead_letters = await channel.declare_queue(topology.dead_letter_queue, durable=True, arguments=QUORUM)
     await dead_letters.bind(dead)
     for tier in Tier:
         work = await channel.declare_queue(
@@ -105,16 +115,34 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
         await work.bind(events, queued_routing_key(tier))
         for level in range(len(RETRY_DELAYS_MS)):
             await channel.declare_queue(
-                topology.retry_queue(tier, level), durable=True, arguments=_retry_queue_arguments(topology, tier)
+                topology.retry_queue(tier, level), durable=True, arguments=_delay_queue_arguments(work.name)
             )
     await _declare_webhook_queues(channel, topology)
     monitor = await channel.declare_queue(
         topology.monitor_queue,
         durable=True,
-        arguments={"x-max-length": MONITOR_MAX_LENGTH, "x-overflow": "drop-head"},
+        arguments={**QUORUM, "x-max-length": MONITOR_MAX_LENGTH, "x-overflow": "drop-head"},
     )
     await monitor.bind(events, "#")
     return events
+
+
+async def retire(connection: AbstractConnection, topology: Topology) -> None:
+    """Delete the classic queues of the old topology once nothing needs them.
+
+    A delay queue goes once empty (its messages expire into their work queue meanwhile); the old monitor
+    queue once no monitor consumes it: the monitor of this release reads the new one. A queue that is still
+    needed, or already gone, is left: each refusal closes the throwaway channel, not the caller's.
+    """
+    for name in topology.retired_queues():
+        retiring = await connection.channel()
+        try:
+            await retiring.queue_delete(name, if_unused=True, if_empty=not name.endswith(".monitor"))
+        except (aio_pika.exceptions.ChannelClosed, aio_pika.exceptions.ChannelNotFoundEntity):
+            pass
+        finally:
+            if not retiring.is_closed:
+                await retiring.close()
 
 
 async def _declare_webhook_queues(channel: AbstractChannel, topology: Topology) -> None:
@@ -124,5 +152,5 @@ async def _declare_webhook_queues(channel: AbstractChannel, topology: Topology) 
         await channel.declare_queue(
             topology.webhook_retry_queue(level),
             durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": topology.webhook_queue},
+            arguments=_delay_queue_arguments(topology.webhook_queue),
         )

@@ -33,6 +33,9 @@ def _start(service: str, **env: str) -> subprocess.CompletedProcess[str]:
     [
         ("api", "DATABASE_URL", "mysql://root@localhost/luster"),
         ("api", "AMQP_URL", "not a url"),
+        ("api", "AMQP_URL", "amqp://guest:guest@node-1:5672/,,amqp://guest:guest@node-2:5672/"),
+        ("monitor", "AMQP_URL", "amqp://guest:guest@node-1:5672/,http://guest:guest@node-2/"),
+        ("api", "DATABASE_URL", "postgresql://postgres@primary:5432,/luster"),
         ("api", "PORT", "eighty"),
         ("api", "LOG_LEVEL", "LOUD"),
         ("api", "SENTRY_TRACES_SAMPLE_RATE", "1.5"),
@@ -51,6 +54,33 @@ def test_a_bad_value_stops_the_service_naming_the_variable(service: str, variabl
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"luster: invalid configuration: {variable}:"), lines[0]
+
+
+def test_a_clusters_addresses_are_each_checked_and_never_shown_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", "amqp://luster:first-secret@node-1:5672/, amqp://luster:second-secret@node-2:5672/")
+    monkeypatch.setenv(
+        "DATABASE_URL",
+        "postgresql://luster:pg-secret@primary:5432,standby:5432/luster?target_session_attrs=read-write",
+    )
+
+    settings = ApiSettings()
+
+    assert settings.amqp_url.addresses() == [
+        "amqp://luster:first-secret@node-1:5672/",
+        "amqp://luster:second-secret@node-2:5672/",
+    ]
+    shown = f"{settings.amqp_url} {settings.database_url!r} {settings.model_dump_json()}"
+    assert not {"first-secret", "second-secret", "pg-secret"} & set(shown.replace(":", " ").replace("@", " ").split())
+    assert "-secret" not in shown
+    assert "amqp://luster:***@node-1:5672/,amqp://luster:***@node-2:5672/" in shown
+    assert "postgresql://luster:***@primary:5432,standby:5432/luster?target_session_attrs=read-write" in shown
+
+
+def test_a_bad_cluster_address_is_named_by_its_place_without_its_password() -> None:
+    result = _start("api", AMQP_URL="amqp://guest:guest@node-1:5672/,http://luster:hunter22@node-2/")
+
+    message = "luster: invalid configuration: AMQP_URL: address 2: URL scheme should be 'amqp' or 'amqps'"
+    assert result.stderr.strip() == message
 
 
 def test_moderation_needs_an_openai_key() -> None:

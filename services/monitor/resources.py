@@ -45,7 +45,7 @@ def _queues(app: web.Application) -> Queues:
     management = ManagementQueues(
         app[keys.HTTP],
         str(settings.rabbitmq_management_url.get_secret_value()),
-        str(settings.amqp_url.get_secret_value()),
+        settings.amqp_url.addresses()[0],  # for the vhost and credentials, the same on every node
         app[keys.BROKER].topology,
     )
     return Queues(amqp, management)

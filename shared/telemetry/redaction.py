@@ -17,7 +17,15 @@ MIN_SECRET_LENGTH = 4
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password (if any) replaced, so it can be logged or shown in an error."""
+    """The URL with its password (if any) replaced, so it can be logged or shown in an error.
+
+    Several URLs separated by commas (the nodes of a broker cluster) are masked each; a PostgreSQL URL with
+    several hosts (`user:pw@a:5432,b:5432`) splits into pieces of which only the first carries a password.
+    """
+    return ",".join(_mask_one(piece) for piece in url.split(","))
+
+
+def _mask_one(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -29,12 +37,13 @@ def mask_url(url: str) -> str:
 def _parts(raw: str) -> set[str]:
     """The secret itself and the pieces of it that could appear on their own."""
     found = {raw}
-    parts = urlsplit(raw)
-    if parts.scheme and parts.netloc:
-        if parts.password:
-            found |= {parts.password, unquote(parts.password)}
-        if parts.scheme in ("http", "https") and parts.username:
-            found |= {parts.username, unquote(parts.username)}  # a Sentry DSN's key sits in the user name
+    urls = [urlsplit(piece) for piece in raw.split(",")]  # a list of broker nodes, or one URL
+    if urls[0].scheme and urls[0].netloc:
+        for parts in urls:
+            if parts.password:
+                found |= {parts.password, unquote(parts.password)}
+            if parts.scheme in ("http", "https") and parts.username:
+                found |= {parts.username, unquote(parts.username)}  # a Sentry DSN's key sits in the user name
         return found
     for item in raw.split(","):  # OTLP_HEADERS: `Authorization=Bearer <token>,X-Key=<value>`
         _, sep, value = item.partition("=")
