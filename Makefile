@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all run test lint typecheck migrate services venv browser valgrind wrk bench chaos fuzz lock clean
+.PHONY: all run test lint typecheck migrate services venv browser valgrind wrk bench chaos fuzz lock clean cluster cluster-stop
 
 all: lint typecheck test
 
@@ -36,6 +36,15 @@ migrate: venv services
 ## Run the whole stack on embedded defaults: api :8000, worker, monitor :8001.
 run: venv services migrate
 	@PY=$(PY) scripts/run-stack.sh
+
+## A local cluster for failover tests: three RabbitMQ nodes (5681-5683), a PostgreSQL primary (5442) with a synchronous standby (5443).
+cluster:
+	@scripts/cluster.sh start
+	@echo 'Point the stack at it: eval "$$(scripts/cluster.sh env)" && make run'
+
+## Stop the local cluster and remove all of it (data, config, the PostgreSQL clusters).
+cluster-stop:
+	@scripts/cluster.sh stop
 
 # A Debian package a target needs, installed when its command is missing (as root, with apt-get), or else a
 # message saying what to install: $(call debian,command,package,what it is for).

@@ -6,12 +6,13 @@ set -euo pipefail
 DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/luster}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
 
-# host and port of a URL, defaulting the port
+# host and port of a URL, defaulting the port; of the first address where there are several (a cluster's
+# AMQP_URL list, a DATABASE_URL naming a primary and its standbys)
 endpoint() {
   python3 - "$1" "$2" <<'PY'
 import sys
 from urllib.parse import urlsplit
-url = urlsplit(sys.argv[1])
+url = urlsplit(sys.argv[1].split(",")[0])
 print(url.hostname or "127.0.0.1", url.port or int(sys.argv[2]))
 PY
 }

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import aio_pika
 import asyncpg
 import pytest
 from aiohttp import web
@@ -22,6 +21,7 @@ from shared.db import create_pool, split_database
 from shared.migrate import migrate
 from shared.settings import BaseServiceSettings
 from shared.topology import Topology
+from tests.harness.nodes import connect_any
 from tests.s3 import create_bucket, new_bucket_name, s3_environment, s3_server
 
 # The one harness every directory shares (pytest reads pytest_plugins only in this, the rootdir conftest).
@@ -88,7 +88,7 @@ async def topology(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterat
     """A namespace of exchanges and queues of this test's own, deleted afterwards."""
     topology = Topology(prefix=f"test-{uuid.uuid4().hex[:10]}")
     yield topology
-    connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": f"cleanup:{request.node.name}"})
+    connection = await connect_any(amqp_url, name=f"cleanup:{request.node.name}")
     async with connection:
         channel = await connection.channel()
         for queue in topology.all_queues():

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from shared.topology import Topology
-from tests.chaos import report, servers
+from tests.chaos import cluster, report, servers
 from tests.chaos.environment import chaos_env
 from tests.chaos.harness import Chaos
 from tests.chaos.size import SIZE
@@ -41,6 +41,17 @@ def servers_left_running() -> Iterator[None]:
     asyncio.run(servers.ensure_running(AMQP_URL, DATABASE_URL))
 
 
+@pytest.fixture(scope="session")
+def running_cluster() -> Iterator[None]:
+    """The local cluster of scripts/cluster.sh, started for the session's cluster scenarios unless it was
+    running already (`make cluster`): then it is left running, else removed when the session ends."""
+    was_running = asyncio.run(cluster.is_healthy())
+    asyncio.run(cluster.ensure_cluster())
+    yield
+    if not was_running:
+        asyncio.run(cluster.stop_cluster())
+
+
 @pytest.fixture
 def exclusive() -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
     """Take the chaos lock (waiting for other pytest runs) before stopping a shared server."""
@@ -51,6 +62,7 @@ def exclusive() -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
 async def _harness(
     request: pytest.FixtureRequest, env: dict[str, str], pool: asyncpg.Pool, topology: Topology
 ) -> AsyncIterator[Chaos]:
+    """The harness on the servers `env` names: the machine's own, or a cluster's (test_cluster_failover.py)."""
     await pool.execute("TRUNCATE workers")
     doc = (request.function.__doc__ or request.node.name).strip()
     log_dir = report.RUNS / f"{time.strftime('%Y%m%d-%H%M%S')}-{request.node.name}"
@@ -62,7 +74,7 @@ async def _harness(
         log_dir=log_dir,
         pool=pool,
         topology=topology,
-        amqp_url=AMQP_URL,
+        amqp_url=env["AMQP_URL"],
         photo=encode(house(320, 240)),
     )
     try:

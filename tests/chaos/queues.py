@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from shared.domain import Tier
 from shared.topology import RETRY_DELAYS_MS, Topology
+from tests.harness.nodes import connect_any
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,7 @@ class BrokerProbe:
 
     async def _connect(self) -> AbstractConnection:
         if self._connection is None or self._connection.is_closed:
-            self._connection = await aio_pika.connect(
-                self.amqp_url, timeout=5, client_properties={"connection_name": f"chaos-probe:{self.name}"}
-            )
+            self._connection = await connect_any(self.amqp_url, name=f"chaos-probe:{self.name}")
         return self._connection
 
     async def state(self, queue: str) -> QueueState:

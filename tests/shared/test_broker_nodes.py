@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from yarl import URL
 
 from shared.broker import Broker
 from shared.broker_nodes import ClusterConnection
@@ -21,7 +23,10 @@ pytestmark = pytest.mark.integration
 DOWN = "amqp://guest:guest@127.0.0.1:1/"
 
 
-async def test_the_broker_connects_past_a_node_that_is_down(amqp_url: str, topology: Topology) -> None:
+async def test_the_broker_connects_past_a_node_that_is_down(
+    amqp_url: str, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(random, "randrange", lambda _: 0)  # the first attempt at the node that is down
     broker = await Broker.connect(f"{DOWN},{amqp_url}", topology, name="test-nodes", startup_timeout=20)
     try:
         await broker.publish(make_event(JobCanceled(tier=Tier.FREE)), routing_key="job.canceled")
@@ -32,6 +37,7 @@ async def test_the_broker_connects_past_a_node_that_is_down(amqp_url: str, topol
         assert queue.declaration_result.message_count == 1
         assert isinstance(broker.connection, ClusterConnection)
         assert str(broker.connection.url) == amqp_url
+        assert broker.connection.nodes[-1] == URL(DOWN)  # the second attempt started at the next node
     finally:
         await broker.close()
 
