@@ -70,7 +70,7 @@ from shared.domain import Style, Tier
 from shared.events import Event, JobQueued, JobStarted, JobSucceeded, make_event
 from shared.messages import OutgoingMessage
 from shared.migrate import migrate
-from shared.topology import MONITOR_MAX_LENGTH, Topology
+from shared.topology import MONITOR_QUEUE_ARGUMENTS, Topology
 from tests.harness.poll import poll
 
 EVENTS = int(os.environ.get("BENCH_MONITOR_ABSORB_EVENTS", "30000")) // 3 * 3  # three a job
@@ -336,9 +336,7 @@ async def _stream(broker: Broker, channel: AbstractChannel, rate: float) -> dict
 
 async def _declare_bare(channel: AbstractChannel) -> None:
     """The baseline's queue, declared as topology.declare declares the monitor's."""
-    await channel.declare_queue(
-        BARE_QUEUE, durable=True, arguments={"x-max-length": MONITOR_MAX_LENGTH, "x-overflow": "drop-head"}
-    )
+    await channel.declare_queue(BARE_QUEUE, durable=True, arguments=MONITOR_QUEUE_ARGUMENTS)
 
 
 async def main() -> dict[str, Any]:

@@ -83,6 +83,12 @@ def queued_routing_key(tier: Tier) -> str:
 
 
 QUORUM: Final[dict[str, Any]] = {"x-queue-type": "quorum"}
+# Bounded, oldest first out: a stopped monitor must not grow the broker without limit.
+MONITOR_QUEUE_ARGUMENTS: Final[dict[str, Any]] = {
+    **QUORUM,
+    "x-max-length": MONITOR_MAX_LENGTH,
+    "x-overflow": "drop-head",
+}
 
 
 def _work_queue_arguments(topology: Topology) -> dict[str, Any]:
@@ -121,7 +127,7 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
     monitor = await channel.declare_queue(
         topology.monitor_queue,
         durable=True,
-        arguments={**QUORUM, "x-max-length": MONITOR_MAX_LENGTH, "x-overflow": "drop-head"},
+        arguments=MONITOR_QUEUE_ARGUMENTS,
     )
     await monitor.bind(events, "#")
     return events
