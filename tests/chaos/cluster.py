@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.chaos.servers import ServerControlError, _run
+from tests.chaos.servers import ServerControlError, run_command
 from tests.harness.poll import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,18 +50,18 @@ def _as_rabbitmq(*argv: str) -> tuple[str, ...]:
 
 
 async def _rabbitmqctl(node: str, *args: str, limit_s: float = 60.0) -> str:
-    return await _run(*_as_rabbitmq(str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "-q", *args), limit_s=limit_s)
+    return await run_command(*_as_rabbitmq(str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "-q", *args), limit_s=limit_s)
 
 
 async def ensure_cluster() -> None:
     """Start whatever part of the cluster is not running (nothing when all of it is healthy)."""
-    await _run(str(SCRIPT), "start", limit_s=START_LIMIT_S)
+    await run_command(str(SCRIPT), "start", limit_s=START_LIMIT_S)
 
 
 async def is_healthy() -> bool:
     """Every node and both database servers up, the standby synchronous (`scripts/cluster.sh status`)."""
     try:
-        await _run(str(SCRIPT), "status", limit_s=60)
+        await run_command(str(SCRIPT), "status", limit_s=60)
     except ServerControlError:
         return False
     return True
@@ -69,12 +69,12 @@ async def is_healthy() -> bool:
 
 async def stop_cluster() -> None:
     """Stop and remove all of it, as `make cluster-stop` does."""
-    await _run(str(SCRIPT), "stop", limit_s=START_LIMIT_S)
+    await run_command(str(SCRIPT), "stop", limit_s=START_LIMIT_S)
 
 
 async def reset_database() -> None:
     """Rebuild the PostgreSQL pair from scratch: a primary with a synchronous standby again, after a promotion."""
-    await _run(str(SCRIPT), "pg-reset", limit_s=START_LIMIT_S)
+    await run_command(str(SCRIPT), "pg-reset", limit_s=START_LIMIT_S)
 
 
 # ------------------------------------------------------------------------------------------------ RabbitMQ
@@ -146,7 +146,7 @@ class RabbitNode:
         """Start the node again from its data; it is done once it runs and is back in the cluster."""
         if not self.env_file.exists():
             raise ServerControlError(f"{self.name} was never set up: run scripts/cluster.sh start")
-        await _run(
+        await run_command(
             *_as_rabbitmq(f"RABBITMQ_CONF_ENV_FILE={self.env_file}", str(RABBIT_BIN / "rabbitmq-server"), "-detached"),
             limit_s=60,
         )
@@ -259,12 +259,12 @@ async def _fetchval(port: int, sql: str) -> Any:
 
 async def stop_primary(mode: str = "fast") -> None:
     """Stop the primary (smart, fast or immediate: immediate is a crash without a shutdown checkpoint)."""
-    await _run(*_pg_ctlcluster(PG_PRIMARY, "stop", "-m", mode), limit_s=120)
+    await run_command(*_pg_ctlcluster(PG_PRIMARY, "stop", "-m", mode), limit_s=120)
 
 
 async def promote_standby() -> None:
     """Promote the standby, and wait until it takes writes."""
-    await _run(*_pg_ctlcluster(PG_STANDBY, "promote"), limit_s=120)
+    await run_command(*_pg_ctlcluster(PG_STANDBY, "promote"), limit_s=120)
 
     async def promoted() -> bool:
         try:

@@ -35,7 +35,7 @@ class ServerControlError(RuntimeError):
     """A server control command failed."""
 
 
-async def _run(*argv: str, limit_s: float = 120.0) -> str:
+async def run_command(*argv: str, limit_s: float = 120.0) -> str:
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -82,23 +82,23 @@ async def wait_answering(amqp_url: str, database_url: str, *, deadline_s: float 
 
 
 async def stop_rabbitmq() -> None:
-    await _run(RABBITMQCTL, "stop_app")
+    await run_command(RABBITMQCTL, "stop_app")
 
 
 async def start_rabbitmq() -> None:
-    await _run(RABBITMQCTL, "start_app")
+    await run_command(RABBITMQCTL, "start_app")
 
 
 async def restart_postgres() -> None:
-    await _run(*PG_CLUSTER, "restart")
+    await run_command(*PG_CLUSTER, "restart")
 
 
 async def stop_postgres() -> None:
-    await _run(*PG_CLUSTER, "stop")
+    await run_command(*PG_CLUSTER, "stop")
 
 
 async def start_postgres() -> None:
-    await _run(*PG_CLUSTER, "start")
+    await run_command(*PG_CLUSTER, "start")
 
 
 async def postgres_started_at(database_url: str) -> float:
