@@ -98,7 +98,9 @@ async def _backlog(pool: asyncpg.Pool, owner: str) -> list[NewJob]:
     """The asset (its row and its file) and JOBS queued jobs on it: the same rows whichever system drains them."""
     asset_id = uuid.uuid4()
     key = f"{asset_id}.jpg"
-    await LocalStore(WORK_DIR / "uploads").put(key, PHOTO)
+    uploads = LocalStore(WORK_DIR / "uploads")
+    await uploads.ensure_root()  # a fresh checkout has no var/bench/uploads: this benchmark may run alone
+    await uploads.put(key, PHOTO)
     await insert_asset(
         pool,
         asset_id=asset_id,
