@@ -7,11 +7,13 @@ outbox ── default exchange ──> webhooks <──expires── webhooks.de
 
 Every queue is a quorum queue, replicated on every node of a cluster (RabbitMQ's default group size), so
 no node's death takes a queue, its messages or a publisher's route away while a majority of nodes runs.
-Until 2026-12 the delay and monitor queues were classic ones, under other names (`RETIRED_QUEUES`).
+Until 2026-12 the delay and monitor queues were classic ones, under other names
+(`Topology.retired_queues`, deleted by `retire`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -62,11 +64,13 @@ class Topology:
     def webhook_retry_queue(self, level: int) -> str:
         return f"{self.prefix}.webhooks.delay.{level}"
 
-    def retired_queues(self) -> list[str]:
-        """The classic queues the quorum ones above replaced; a queue's type cannot change under its name."""
+    def retired_queues(self) -> list[tuple[str, bool]]:
+        """The classic queues the quorum ones above replaced (a queue's type cannot change under its name),
+        each with whether it must be empty before it goes: a delay queue's messages still expire into their
+        work queue, the old monitor queue's events are the new monitor's to miss."""
         retry = [f"{self.prefix}.retry.{tier}.{n}" for tier in Tier for n in range(len(RETRY_DELAYS_MS))]
         webhooks = [f"{self.prefix}.webhooks.retry.{n}" for n in range(len(WEBHOOK_RETRY_DELAYS_MS))]
-        return [*retry, *webhooks, f"{self.prefix}.monitor"]
+        return [*((name, True) for name in [*retry, *webhooks]), (f"{self.prefix}.monitor", False)]
 
     def retry_level(self, attempt: int) -> int:
         return min(max(attempt - 1, 0), len(RETRY_DELAYS_MS) - 1)
@@ -138,17 +142,19 @@ async def retire(connection: AbstractConnection, topology: Topology) -> None:
 
     A delay queue goes once empty (its messages expire into their work queue meanwhile); the old monitor
     queue once no monitor consumes it: the monitor of this release reads the new one. A queue that is still
-    needed, or already gone, is left: each refusal closes the throwaway channel, not the caller's.
+    needed is left; the broker refuses by closing the channel, so the next queue gets a fresh one (deleting
+    a queue that is gone already is no refusal).
     """
-    for name in topology.retired_queues():
-        retiring = await connection.channel()
-        try:
-            await retiring.queue_delete(name, if_unused=True, if_empty=not name.endswith(".monitor"))
-        except (aio_pika.exceptions.ChannelClosed, aio_pika.exceptions.ChannelNotFoundEntity):
-            pass
-        finally:
-            if not retiring.is_closed:
-                await retiring.close()
+    retiring = await connection.channel()
+    try:
+        for name, if_empty in topology.retired_queues():
+            if retiring.is_closed:
+                retiring = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+                await retiring.queue_delete(name, if_unused=True, if_empty=if_empty)
+    finally:
+        if not retiring.is_closed:
+            await retiring.close()
 
 
 async def _declare_webhook_queues(channel: AbstractChannel, topology: Topology) -> None:
