@@ -201,8 +201,11 @@ class Chaos:
 
     # --- faults --------------------------------------------------------------------------------
 
-    def fault(self, what: str) -> None:
-        self.timeline.append((time.time(), f"fault: {what}"))
+    def fault(self, what: str) -> float:
+        """Mark a fault on the timeline; returns its moment, for recoveries measured from it."""
+        at = time.time()
+        self.timeline.append((at, f"fault: {what}"))
+        return at
 
     def fault_over(self, what: str, *, at: float | None = None) -> None:
         self.fault_end = at or time.time()

@@ -122,15 +122,19 @@ async def _unavailable_until_promoted(chaos: Chaos) -> None:
         )
 
 
+async def _under_load(chaos: Chaos, jobs: int, *, over_s: float, file_share: float = 0.0) -> None:
+    """The api, the monitor and two workers on the cluster, and `jobs` submissions spread over `over_s`."""
+    await chaos.start(workers=2)
+    chaos.submit(jobs, over_s=over_s, file_share=file_share)
+
+
 async def test_leader_node_killed_under_load(chaos: Chaos, jobs: int) -> None:
     """17. The RabbitMQ node leading the work queues SIGKILLed under load, then back."""
     chaos.expected_exit_codes.add(WATCHDOG_EXIT)
-    await chaos.start(workers=2)
-    chaos.submit(jobs, over_s=chaos.size.scaled(12, 40))
+    await _under_load(chaos, jobs, over_s=chaos.size.scaled(12, 40))
     await chaos.accepted_at_least(jobs // 4)
     leader = await cluster.queue_leader(chaos.topology.work_queue(Tier.FREE))
-    chaos.fault(f"SIGKILL {leader.name}")
-    fault_at = time.time()
+    fault_at = chaos.fault(f"SIGKILL {leader.name}")
     await leader.kill()
     await chaos.finished_at_least(jobs // 2)
     await _back_and_settled(chaos, leader, fault_at=fault_at, fault="the kill")
@@ -139,12 +143,10 @@ async def test_leader_node_killed_under_load(chaos: Chaos, jobs: int) -> None:
 async def test_node_stopped_cleanly_and_back_while_workers_consume(chaos: Chaos, jobs: int) -> None:
     """18. One RabbitMQ node stopped cleanly and brought back while workers consume."""
     chaos.expected_exit_codes.add(WATCHDOG_EXIT)
-    await chaos.start(workers=2)
-    chaos.submit(jobs, over_s=chaos.size.scaled(6, 20))
+    await _under_load(chaos, jobs, over_s=chaos.size.scaled(6, 20))
     await chaos.finished_at_least(jobs // 4)
     node = await cluster.queue_leader(chaos.topology.work_queue(Tier.PREMIUM))
-    chaos.fault(f"rabbitmqctl stop {node.name}")
-    fault_at = time.time()
+    fault_at = chaos.fault(f"rabbitmqctl stop {node.name}")
     await node.stop()
     await asyncio.sleep(chaos.size.scaled(4, 10))  # the load runs on through the outage
     await _back_and_settled(chaos, node, fault_at=fault_at, fault="the stop")
@@ -153,8 +155,7 @@ async def test_node_stopped_cleanly_and_back_while_workers_consume(chaos: Chaos,
 async def test_two_nodes_of_three_down(chaos: Chaos, jobs: int) -> None:
     """19. Two RabbitMQ nodes of three down for a while: the queues lose their majority, then regain it."""
     chaos.expected_exit_codes.add(WATCHDOG_EXIT)
-    await chaos.start(workers=2)
-    chaos.submit(jobs, over_s=chaos.size.scaled(16, 50))
+    await _under_load(chaos, jobs, over_s=chaos.size.scaled(16, 50))
     await chaos.accepted_at_least(jobs // 4)
     first, second = cluster.NODES[1], cluster.NODES[2]
     chaos.fault(f"rabbitmqctl stop {first.name}, then {second.name}")
@@ -180,12 +181,10 @@ async def test_two_nodes_of_three_down(chaos: Chaos, jobs: int) -> None:
 async def test_primary_stopped_and_standby_promoted(chaos: Chaos, jobs: int) -> None:
     """20. The PostgreSQL primary stopped under load and its synchronous standby promoted."""
     # No exit is expected: every service finds the new primary through DATABASE_URL, without a restart.
-    await chaos.start(workers=2)
-    chaos.submit(jobs, over_s=chaos.size.scaled(12, 40), file_share=0.25)
+    await _under_load(chaos, jobs, over_s=chaos.size.scaled(12, 40), file_share=0.25)
     await chaos.accepted_at_least(jobs // 4)
     chaos.expect(await cluster.sync_state() == "sync", "the standby was not synchronous before the failover")
-    chaos.fault("pg_ctlcluster stop (the primary)")
-    fault_at = time.time()
+    fault_at = chaos.fault("pg_ctlcluster stop (the primary)")
     await cluster.stop_primary()
     await _unavailable_until_promoted(chaos)
     await cluster.promote_standby()
@@ -201,12 +200,10 @@ async def test_primary_stopped_and_standby_promoted(chaos: Chaos, jobs: int) -> 
 async def test_broker_node_killed_while_the_database_fails_over(chaos: Chaos, jobs: int) -> None:
     """21. A RabbitMQ node SIGKILLed while the PostgreSQL primary fails over to its standby."""
     chaos.expected_exit_codes.add(WATCHDOG_EXIT)
-    await chaos.start(workers=2)
-    chaos.submit(jobs, over_s=chaos.size.scaled(12, 40))
+    await _under_load(chaos, jobs, over_s=chaos.size.scaled(12, 40))
     await chaos.accepted_at_least(jobs // 4)
     leader = await cluster.queue_leader(chaos.topology.work_queue(Tier.PREMIUM))
-    chaos.fault(f"SIGKILL {leader.name} and pg_ctlcluster stop (the primary)")
-    fault_at = time.time()
+    fault_at = chaos.fault(f"SIGKILL {leader.name} and pg_ctlcluster stop (the primary)")
     await asyncio.gather(leader.kill(), cluster.stop_primary())
     await cluster.promote_standby()
     await chaos.finished_at_least(jobs // 2)
