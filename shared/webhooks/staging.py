@@ -94,7 +94,16 @@ async def _finish_if_done(connection: Queryable, batch_id: uuid.UUID) -> dict[st
     counts = {row["status"]: int(row["n"]) for row in rows}
     if any(status not in TERMINAL_STATUSES for status in counts):
         return None
-    await connection.execute("UPDATE batches SET completed_at = now() WHERE id = $1", batch_id)
+    # The moment its last job finished, not this transaction's start: two last jobs finishing at once, the
+    # one that completes the batch may have begun before the other stamped its own completed_at.
+    await connection.execute(
+        """
+        UPDATE batches SET completed_at = (
+            SELECT max(coalesce(completed_at, updated_at)) FROM jobs WHERE batch_id = $1
+        ) WHERE id = $1
+        """,
+        batch_id,
+    )
     return counts
 
 
