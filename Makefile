@@ -85,7 +85,7 @@ chaos: venv services
 
 ## Schemathesis against a real api with a real key, every check, 1,000 examples an operation (make test runs 8).
 fuzz: venv services
-	FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/api/test_fuzz.py -p no:cacheprovider -o timeout=3600 -s
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(PY) -m pytest tests/api/test_fuzz.py -p no:cacheprovider -s
 
 ## Re-resolve the locks from pyproject.toml (pins already in them are kept where they still fit).
 COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \

@@ -16,7 +16,7 @@ class Allowance:
     requests_limit: int
     requests_left: int
     reset_s: int
-    in_flight: int
+    in_flight: int  # counted up to in_flight_limit: whether it is reached is all that is asked
     in_flight_limit: int
     bytes_left: int
 

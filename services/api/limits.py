@@ -33,6 +33,8 @@ IN_FLIGHT_RETRY_AFTER_S = 10
 # round trip to PostgreSQL before its own work. No row when the token names no unrevoked key: nothing
 # is counted then. A count lost in a database crash lets a key a few more requests that minute; waiting
 # for its fsync would make every request of one key queue behind the one before it on the window's row.
+# Jobs in flight are counted up to the key's limit only: whether the limit is reached is all that is asked,
+# and a key with a generous limit and thousands queued would otherwise scan them all on every request.
 _AUTHENTICATE_AND_COUNT = f"""
 WITH {RELAXED_COMMIT}, key AS (
     SELECT * FROM api_keys WHERE token_sha256 = $1 AND revoked_at IS NULL
@@ -48,7 +50,10 @@ WITH {RELAXED_COMMIT}, key AS (
 SELECT key.*,
        counted.count AS requests_counted,
        extract(epoch FROM counted.window_start + interval '1 minute' - now())::float8 AS reset_s,
-       (SELECT count(*) FROM jobs WHERE owner = key.owner AND status IN ('queued', 'processing')) AS in_flight,
+       (SELECT count(*) FROM (
+            SELECT FROM jobs WHERE owner = key.owner AND status IN ('queued', 'processing')
+            LIMIT coalesce(key.jobs_in_flight, $3)
+        ) AS counted_in_flight) AS in_flight,
        (SELECT coalesce(sum(size_bytes), 0) FROM assets
          WHERE owner = key.owner AND created_at >= date_trunc('day', now()))::bigint AS bytes_today
 FROM key, counted, relaxed_commit
@@ -59,7 +64,7 @@ async def authenticate_and_count(
     pool: asyncpg.Pool, token: str, action: Action, settings: ApiSettings
 ) -> tuple[ApiKey, Allowance] | None:
     """The unrevoked key `token` belongs to and what it may still do, this request counted; None if no key."""
-    record = await pool.fetchrow(_AUTHENTICATE_AND_COUNT, apikeys.digest(token), action)
+    record = await pool.fetchrow(_AUTHENTICATE_AND_COUNT, apikeys.digest(token), action, settings.jobs_in_flight)
     if record is None:
         return None
     key = ApiKey.from_record(record)
@@ -84,7 +89,7 @@ def enforce(allowance: Allowance, action: Action) -> None:
         )
     if action == "jobs" and allowance.in_flight >= allowance.in_flight_limit:
         raise TooManyRequests(
-            f"{allowance.in_flight} jobs of this key are queued or processing (the limit)",
+            f"{allowance.in_flight_limit} jobs of this key are queued or processing (the limit)",
             code="too_many_jobs_in_flight",
             headers={**headers, "Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
         )

@@ -233,8 +233,9 @@ async def run_schemathesis(
     return process.returncode, output.decode(errors="replace")
 
 
-# About 90 s for ~830 cases on an idle 2-core machine; room for a loaded one.
-@pytest.mark.timeout(360)
+# About 90 s for ~830 cases (8 examples) on an idle 2-core machine; room for a loaded one, and for `make fuzz`'s
+# larger run (the marker, not the command line's timeout, is what pytest-timeout applies).
+@pytest.mark.timeout(max(360, 40 * EXAMPLES))
 async def test_schemathesis_finds_no_failure(
     pool: asyncpg.Pool, service_env: dict[str, str], tmp_path: Path, photo: bytes
 ) -> None:

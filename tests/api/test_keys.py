@@ -219,6 +219,33 @@ async def test_jobs_in_flight_are_capped_per_key(
     assert await pool.fetchval("SELECT count(*) FROM assets") == 2  # the refused photo was never stored
 
 
+async def test_a_limit_lowered_below_the_jobs_in_flight_still_refuses_and_says_the_limit(
+    aiohttp_client: AiohttpClient, api_settings: ApiSettings, pool: asyncpg.Pool, photo: bytes
+) -> None:
+    """The jobs in flight are counted up to the limit only (limits.py): past it, the answer stays a refusal."""
+    client = await as_(aiohttp_client, api_settings, await bearer(pool, owner="busy", jobs_in_flight=4))
+    for _ in range(4):
+        assert (await client.post("/jobs", data=job_form({"prompt": "x"}, file=photo))).status == 202
+    await pool.execute("UPDATE api_keys SET jobs_in_flight = 2 WHERE owner = 'busy'")
+
+    refused = await client.post("/jobs", data=job_form({"prompt": "x"}, file=photo))
+
+    assert refused.status == 429
+    error = await error_of(refused)
+    assert error["code"] == "too_many_jobs_in_flight" and error["message"].startswith("2 jobs of this key")
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 4
+
+
+async def test_a_key_without_its_own_in_flight_limit_has_the_instances(
+    aiohttp_client: AiohttpClient, api_settings: ApiSettings, pool: asyncpg.Pool, photo: bytes
+) -> None:
+    settings = api_settings.model_copy(update={"jobs_in_flight": 1})
+    client = await as_(aiohttp_client, settings, await bearer(pool, owner="plain", jobs_in_flight=None))
+    statuses = [(await client.post("/jobs", data=job_form({"prompt": "x"}, file=photo))).status for _ in range(2)]
+
+    assert statuses == [202, 429]
+
+
 async def test_bytes_stored_a_day_are_capped_per_key(
     aiohttp_client: AiohttpClient, api_settings: ApiSettings, pool: asyncpg.Pool, photo: bytes
 ) -> None:
