@@ -206,6 +206,12 @@ async def fresh_database(url: str) -> None:
     await asyncio.to_thread(migrate, url)
 
 
+async def forget_jobs(pool: asyncpg.Pool, *tables: str) -> None:
+    """No job in flight, as at the first run: an api counts its key's jobs in flight (up to the key's limit,
+    and benchmark keys have none) and, with `assets`, its bytes stored today on every limited request."""
+    await pool.execute(f"TRUNCATE {', '.join(('jobs', 'outbox', 'rate_windows', *tables))} CASCADE")
+
+
 def save_report(name: str, report: dict[str, Any]) -> None:
     """Everything to bench/results/<name>.json, stamped with when and at which commit it was measured:
     bench.report renders docs/benchmarks.md from these files."""

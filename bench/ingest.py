@@ -43,6 +43,7 @@ from bench.harness import (
     bench_headers,
     cleanup_broker,
     cpu_seconds,
+    forget_jobs,
     fresh_database,
     ready,
     start_api,
@@ -257,7 +258,7 @@ async def _settled(system: System) -> None:
 
 async def _forget(pool: asyncpg.Pool) -> None:
     """Empty tables, queues and stores: every run starts where the first did."""
-    await pool.execute("TRUNCATE jobs, assets, outbox, rate_windows, bench_bare_jobs CASCADE")
+    await forget_jobs(pool, "assets", "bench_bare_jobs")
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()

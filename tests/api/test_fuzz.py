@@ -2,7 +2,8 @@
 
 The run is the schemathesis CLI, as `make fuzz` and a person would run it; this file is also its hooks
 module (SCHEMATHESIS_HOOKS), which teaches it two values no schema can generate: a photo the server can
-decode, and a cursor the server issued. FUZZ_EXAMPLES sets the size (a short run here, `make fuzz` a long one).
+decode, and a cursor the server issued. FUZZ_EXAMPLES sets the size (a short run here, `make fuzz` a long one);
+FUZZ_ARGS passes more of the CLI's options.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import io
 import json
 import os
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -216,6 +218,8 @@ async def run_schemathesis(
         "--no-color",
         "--output-truncate=false",
         *([f"--seed={SEED}"] if SEED else []),
+        # More of the CLI's own options, to aim a long run (say `--include-path=/jobs --mode=negative`).
+        *shlex.split(os.environ.get("FUZZ_ARGS", "")),
     ]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
