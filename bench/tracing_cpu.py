@@ -152,3 +152,7 @@ def section(report: Report | None) -> Section:
     ]
     header = ("workload", "requests counted", "off → spans made → exported", "increase", "of which export")
     return Section(title, command, METHOD, paragraphs(table(header, rows)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -210,3 +210,9 @@ def section(report: Report | None) -> Section:
         over_budget(report),
     )
     return Section(title, command, METHOD, results, verdict)
+
+
+if __name__ == "__main__":
+    problem = over_budget(asyncio.run(main()))
+    if problem:
+        raise SystemExit(problem)

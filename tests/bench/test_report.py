@@ -229,3 +229,12 @@ async def test_servers_that_do_not_answer_still_give_a_header() -> None:
     assert machine.postgresql.startswith("unreachable")
     assert machine.rabbitmq.startswith("unreachable")
     assert machine.packages["asyncpg"]
+
+
+def test_every_sections_command_runs_its_benchmark_alone() -> None:
+    """The page tells a reader to run `python -m bench.<name>` for one section: that module must run as a program."""
+    for _, render in report.SECTIONS:
+        command = render(None).command
+        module = command.removeprefix("python -m ")
+        source = (Path(__file__).resolve().parents[2] / Path(*module.split("."))).with_suffix(".py").read_text()
+        assert 'if __name__ == "__main__":' in source, f"`{command}` would import {module} and do nothing"
