@@ -36,8 +36,9 @@ def create_app(settings: ApiSettings) -> web.Application:
             access.access_log,
             guards.clean_path,  # before anything reads the path: a control character in it is a 400
             json_errors.errors,
-            guards.valid_headers(HEADER_RULES),
+            # A stranger hears 401 and nothing about the rest of its request (headers, body, limits).
             auth.authenticate,
+            guards.valid_headers(HEADER_RULES),
             limits.limit,
         ],
         client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,

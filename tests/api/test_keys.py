@@ -59,6 +59,16 @@ async def test_every_private_route_refuses_a_stranger(anonymous: Client, endpoin
     assert await table_counts(pool) == before
 
 
+async def test_a_stranger_hears_401_before_anything_about_its_headers(anonymous: Client, pool: asyncpg.Pool) -> None:
+    """Found by schemathesis (ST203): a malformed Idempotency-Key without a key was answered 422."""
+    for key in ("k" * 256, "caf\u00e9"):
+        response = await anonymous.post("/jobs", json={"prompt": "x"}, headers={"Idempotency-Key": key})
+
+        assert response.status == 401
+        assert (await error_of(response))["code"] == "unauthenticated"
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
+
+
 @pytest.mark.parametrize(
     "authorization",
     [
