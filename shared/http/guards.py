@@ -21,10 +21,13 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 def valid_headers(rules: Mapping[str, re.Pattern[str]]) -> Middleware:
     """A middleware refusing header values that are not text (400), and values of `rules`' headers that
-    do not match their pattern whole (422 naming the header), before any handler reads them."""
+    do not match their pattern whole (422 naming the header), before any handler reads them; a request
+    no route takes gets its 404 or 405."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:  # no route (404, 405): no handler reads them
+            return await handler(request)
         for name, value in request.headers.items():
             if not FIELD_VALUE.fullmatch(value):
                 raise MalformedBody(f"header {name} is not valid text", field=name, code="invalid_header")
