@@ -336,9 +336,9 @@ The same run measures Luster's idle latency (`bench/idle_latency.py`): an api an
 """
 
 WHY = """
-Read one run's ratio with its rounds: on this machine the runs of 2026-12-04 and 05 gave 0.95×, 1.02× (one
-round) and 1.23×, and in the last one Luster was behind Celery in its second round. The three are close, and
-why: the per-job work they share is nearly all of the cost. A py-spy profile of each
+Read one run's ratio with its rounds: on this kind of machine the runs of 2026-12-04 and 05 gave 0.95×,
+1.02× (one round), 1.23× (three, Luster behind Celery in one of them) and 1.06× (five, this page's). The three
+are close, and why: the per-job work they share is nearly all of the cost. A py-spy profile of each
 consumer (2026-12-03) put most of its samples in the shared work: asyncpg's queries and socket writes, the
 confirmed publishes, the atomic output write (a temporary file, fsync, rename, in a thread). During a drain
 the consumer process held one core at about 80 % in every system, RabbitMQ a fifth to a quarter of a core, the
