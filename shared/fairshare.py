@@ -10,9 +10,9 @@ pass releases what is left with room (a job that left `queued` another way, a ca
 What waits in a tier's queue is then at most `cap` per owner with work waiting, so a newcomer's first
 job starts after that many jobs of each such owner, whatever their backlogs; tiers are shared apart,
 so an owner's premium job never waits behind its own free backlog. It does not limit how many
-of an owner's jobs run at once: every start makes room for the next. The cap is soft: submissions
-of one owner that race may each see room, so it can be passed by as many as run at once. 0 disables
-holding.
+of an owner's jobs run at once: every start makes room for the next. One owner's submissions decide
+whether they are held one at a time, under the owner's advisory lock (migration 0010), so a backlog
+sent many at once does not pass its share; other owners never wait. 0 disables holding.
 """
 
 from __future__ import annotations

@@ -126,12 +126,12 @@ def _queued_job(params: Parameters, new: NewJob, job_id: uuid.UUID, *, fair_shar
 
 
 def _over_fair_share(params: Parameters, new: NewJob, *, cap: int) -> str:
-    """True when the owner already has `cap` jobs in the tier's work queue (shared/fairshare.py); never when 0."""
-    cap_ = params.add(cap)
-    owner, tier = params.add(new.owner), params.add(new.tier.value)
-    return f"""({cap_} > 0 AND (
-        SELECT count(*) FROM jobs WHERE owner = {owner} AND tier = {tier} AND status = 'queued' AND NOT held
-    ) >= {cap_})"""
+    """True when the owner already has `cap` jobs in the tier's work queue (shared/fairshare.py); never when 0.
+
+    The function takes the owner's lock before it counts (migration 0010): submissions that race do not
+    each see the same room.
+    """
+    return f"luster_over_fair_share({params.add(new.owner)}, {params.add(new.tier.value)}, {params.add(cap)})"
 
 
 def _announcement(params: Parameters, message: OutgoingMessage) -> str:

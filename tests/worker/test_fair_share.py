@@ -4,6 +4,8 @@ another owner's first job waits behind that many, not behind the whole backlog (
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -47,7 +49,7 @@ async def test_a_backlog_keeps_at_most_its_share_in_the_queue_and_a_newcomer_sta
 ) -> None:
     api = await api_factory(fair_share_queued=CAP)
     backlog_asset = (await upload())["id"]
-    # One at a time: the cap is exact when an owner's submissions do not race each other.
+    # One at a time, so that the backlog's order is the order of submission.
     for index in range(BACKLOG):
         await _post_job(api, backlog_asset, index)
     other = await bearer(pool, owner=OTHER_OWNER)
@@ -77,6 +79,27 @@ async def test_a_backlog_keeps_at_most_its_share_in_the_queue_and_a_newcomer_sta
     assert [row["status"] for row in statuses] == ["succeeded"]
     assert await _held(pool, TEST_OWNER) == 0
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE held_job IS NOT NULL OR published_at IS NULL") == 0
+
+
+async def test_submissions_sent_all_at_once_hold_exactly_what_is_over_the_share(
+    api_factory: ApiFactory, upload: Uploader, pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    """Each submission counts the owner's queued jobs under the owner's lock: racing ones do not each see
+    the same room (without the lock, a burst like this one let several more than the share through)."""
+    api = await api_factory(fair_share_queued=CAP)
+    asset = (await upload())["id"]
+    await asyncio.gather(*(_post_job(api, asset, index) for index in range(BACKLOG)))
+
+    queued = await pool.fetchval(
+        "SELECT count(*) FROM jobs WHERE owner = $1 AND status = 'queued' AND NOT held", TEST_OWNER
+    )
+    assert (queued, await _held(pool, TEST_OWNER)) == (CAP, BACKLOG - CAP)
+
+    async def only_the_share_in_the_queue() -> bool:
+        ready, _ = await queue_counts(amqp, topology.work_queue(Tier.FREE))
+        return ready == CAP
+
+    await poll(only_the_share_in_the_queue, within=15, what=f"{CAP} messages in the work queue")
 
 
 async def test_canceling_a_queued_job_releases_the_next_held_one(
