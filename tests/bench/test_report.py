@@ -36,6 +36,7 @@ SCALING: dict[str, Any] = {
     "cpus": 2,
     "jobs_per_s": {"1": 7.25, "2": 12.65, "4": 12.24},
     "speedup": {"1": 1.0, "2": 1.74, "4": 1.69},
+    "workers_at_work": {"1": [1, 1, 1], "2": [2, 2, 2], "4": [4, 4, 3]},
     "rounds": {"1": [7.25, 7.35, 7.23], "2": [12.84, 12.65, 12.54], "4": [12.5, 12.06, 12.24]},
     "measured": STAMP,
 }
@@ -98,7 +99,8 @@ def sampled(drop: float) -> dict[str, Any]:
 
 TRACING = {
     "rounds": 9,
-    "requests_per_round": 1000,
+    "requests_per_round": {"submit_json": 1000, "ingest_photo": 200},
+    "photo_bytes": 2_100_000,
     "concurrency": 16,
     "otlp_exports_received": 40,
     "ingest_photo": {"all_sampled": sampled(13.4), "production_sampling": sampled(2.0)},
@@ -111,6 +113,8 @@ COUNTS = {
     "instructions_per_request_off": 42_000_000,
     "increase_percent": 4.7,
     "of_which_export_percent": 2.4,
+    "instructions_per_request_sampled": 42_600_000,
+    "sampled_increase_percent": 1.4,
 }
 
 
@@ -152,7 +156,8 @@ def test_a_missed_target_is_crossed_with_the_modules_own_reason() -> None:
 
 def test_worker_scaling_renders_its_rounds_and_misses_its_target() -> None:
     text = page(worker_scaling.section(SCALING))
-    assert "| 2 | 12.65 | 12.84, 12.65, 12.54 | 1.74× |" in text
+    assert "| 2 | 12.65 | 12.84, 12.65, 12.54 | 2, 2, 2 | 1.74× |" in text
+    assert "| 4 | 12.24 | 12.50, 12.06, 12.24 | 4, 4, 3 | 1.69× |" in text
     assert "**This run**: 1.74× ✗ (worker scaling: 2 workers gave 1.74× the jobs/s of one (target 1.8×))" in text
     assert (
         "| Workers, one to four | two workers at least 1.8× one worker's jobs/s (on two cores or more) | 1.74× ✗ |"
@@ -191,7 +196,7 @@ def test_tracing_throughput_over_budget_names_the_path() -> None:
 def test_instruction_counts_have_no_target() -> None:
     section = tracing_cpu.section({"ingest_photo": COUNTS, "submit_json": COUNTS})
     assert section.verdict is None
-    assert "| `ingest_photo` | 30 | 42.00 M → 43.00 M → 44.00 M | +4.7 % | 2.4 % |" in page(section)
+    assert "| `ingest_photo` | 30 | 42.00 M → 43.00 M → 44.00 M | +4.7 % | 2.4 % | 42.60 M (+1.4 %) |" in page(section)
 
 
 def test_fair_share_within_the_share_is_ticked() -> None:
