@@ -45,6 +45,7 @@ from bench.harness import (
     cpu_seconds,
     forget_jobs,
     fresh_database,
+    listing_photo,
     ready,
     start_api,
     stop,
@@ -54,7 +55,6 @@ from bench.harness import (
 from bench.harness import DATABASE_URL as BENCH_DATABASE_URL
 from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.topology import Topology
-from tests.worker.photos import encode, house
 
 NAME = "ingest"
 ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "3"))
@@ -70,8 +70,7 @@ TARGET_P50_MS = 4.5
 POOL_SIZE = 10  # Luster's api default (DB_POOL_MAX); the baseline gets as many connections
 BOUNDARY = "luster-bench-boundary"
 WRK_TIMEOUT_S = 60
-# A listing photo as a phone sends it: about 2 MB of JPEG.
-PHOTO = encode(house(3400, 2267))
+PHOTO = listing_photo()
 # Customers, each with a key of their own: every request goes out as the next one's (their JSON body names
 # their own asset). One customer alone would have thousands of jobs in flight after a run, more than any
 # plan lets a key hold (JOBS_IN_FLIGHT, 100 by default), and the limit's count would grow with them.

@@ -7,7 +7,8 @@ runs under callgrind with counting off through start-up and warm-up, and on for 
 requests plus the seconds their spans take to be exported (the idle loop counts alike in all).
 A third API makes its spans without exporting them, as a service without OTLP_ENDPOINT does: the
 difference splits tracing's cost into making spans and exporting them (the library's OTLP exporter).
-Every trace is sampled here: the cost per traced request, which production's sampling then divides.
+Those three sample every trace: the cost per traced request. A fourth samples as production does by
+default (one trace in ten), which is what tracing costs production per request.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import aiohttp
 
 from bench.harness import (
     DATABASE_URL,
+    PRODUCTION,
     TRACING_OFF,
     WORK_DIR,
     WORKLOADS,
@@ -100,8 +102,10 @@ async def main() -> dict[str, Any]:
             # A service without OTLP_ENDPOINT still makes its spans (logs and jobs carry trace ids).
             unexported = await _count("cg-unexported", 8798, {})
             off = await _count("cg-off", 8797, TRACING_OFF)
+            # As production runs it: one trace in ten sampled and exported, the rest made as unsampled spans.
+            sampled = await _count("cg-sampled", 8789, {"OTLP_ENDPOINT": collector_url, **PRODUCTION})
         finally:
-            await cleanup_broker(["cg-on", "cg-unexported", "cg-off"])
+            await cleanup_broker(["cg-on", "cg-unexported", "cg-off", "cg-sampled"])
     report: dict[str, Any] = {
         "benchmark": "CPU instructions per request by callgrind: tracing on (100 % sampled, exported over "
         "OTLP/HTTP), spans made but not exported (no OTLP_ENDPOINT), and off (OTEL_SDK_DISABLED)"
@@ -114,6 +118,8 @@ async def main() -> dict[str, Any]:
             "instructions_per_request_off": round(off[workload]),
             "increase_percent": round((on[workload] / off[workload] - 1) * 100, 1),
             "of_which_export_percent": round((on[workload] - unexported[workload]) / off[workload] * 100, 1),
+            "instructions_per_request_sampled": round(sampled[workload]),
+            "sampled_increase_percent": round((sampled[workload] / off[workload] - 1) * 100, 1),
         }
     write_report("tracing_cpu", report)
     return report
@@ -123,11 +129,13 @@ METHOD = """
 Instructions per request counted by valgrind's callgrind, which machine noise cannot move: the same requests
 cost the same count whatever else the machine runs, so this is where a change to tracing's cost shows. Each API
 runs under callgrind with counting off through start-up and warm-up, and on for a fixed number of requests plus
-the seconds their spans take to be exported. Three APIs: tracing on (every trace sampled, exported over
-OTLP/HTTP), spans made but not exported (no `OTLP_ENDPOINT`, as a service without a collector runs), and off
-(`OTEL_SDK_DISABLED`); the middle one splits tracing's cost into making spans and exporting them. Every trace is
-sampled here: the cost per traced request, which production's sampling then divides. No target: the count is
-what a change to tracing is judged by (`make bench` installs Debian's `valgrind`).
+the seconds their spans take to be exported. Four APIs: tracing on (every trace sampled, exported over
+OTLP/HTTP), spans made but not exported (no `OTLP_ENDPOINT`, as a service without a collector runs), off
+(`OTEL_SDK_DISABLED`), and production's default sampling (one trace in ten sampled and exported; the others
+still make their spans, unsampled, which cost far less but not nothing). The second splits tracing's cost into
+making spans and exporting them; the last is what tracing costs production per request, without the noise
+that moves the throughput section's figure from run to run. No target: the count is what a change to tracing
+is judged by (`make bench` installs Debian's `valgrind`).
 """
 
 
@@ -146,11 +154,19 @@ def section(report: Report | None) -> Section:
             " → ".join(_millions(counts[f"instructions_per_request_{mode}"]) for mode in ("off", "unexported", "on")),
             f"+{counts['increase_percent']} %",
             f"{counts['of_which_export_percent']} %",
+            f"{_millions(counts['instructions_per_request_sampled'])} (+{counts['sampled_increase_percent']} %)",
         )
         for workload in WORKLOADS
         for counts in (report[workload],)
     ]
-    header = ("workload", "requests counted", "off → spans made → exported", "increase", "of which export")
+    header = (
+        "workload",
+        "requests counted",
+        "off → spans made → exported",
+        "increase",
+        "of which export",
+        "production's sampling",
+    )
     return Section(title, command, METHOD, paragraphs(table(header, rows)))
 
 
