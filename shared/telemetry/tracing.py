@@ -25,6 +25,19 @@ untraced = suppress_instrumentation
 UNTRACED_PATHS = re.compile(r"^/(health|metrics|admin(/.*)?)\Z", re.DOTALL)
 
 
+@contextmanager
+def instrumented_if_kept(span: Span) -> Iterator[None]:
+    """The libraries' instrumentation (asyncpg's queries, aiohttp's client calls) only in a trace that is
+    kept. In one the sampler dropped, their spans are made only to be thrown away, yet making them was
+    most of what an unsampled request cost; the trace's context still travels with every message.
+    """
+    if span.is_recording():
+        yield
+    else:
+        with suppress_instrumentation():
+            yield
+
+
 def trace_id_of(span: Span) -> str | None:
     context = span.get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
@@ -59,7 +72,8 @@ def server_middleware(*, trust_incoming: bool = True) -> Any:
             kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "http.route": route},
         ) as span:
-            response = await handler(request)
+            with instrumented_if_kept(span):
+                response = await handler(request)
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
@@ -122,7 +136,8 @@ def consume_span(headers: Mapping[str, Any], *, queue: str, routing_key: str, me
         kind=SpanKind.CONSUMER,
         attributes=_messaging_attributes(queue, routing_key, message_id, "process"),
     ) as span:
-        yield span
+        with instrumented_if_kept(span):
+            yield span
         span.set_attribute("luster.duration_ms", round((time.perf_counter() - started) * 1000, 2))
 
 

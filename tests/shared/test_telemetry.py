@@ -12,11 +12,13 @@ import uuid
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from opentelemetry import propagate
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased
 from opentelemetry.trace import SpanKind
 from PIL import Image
 from pydantic import ValidationError
@@ -247,3 +249,34 @@ def test_with_the_sdk_off_no_query_or_client_call_is_wrapped(
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == str(instrumented)
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
+async def test_a_request_runs_with_the_libraries_instrumented_only_in_a_kept_trace(
+    monkeypatch: pytest.MonkeyPatch, aiohttp_client: AiohttpClient, kept: bool
+) -> None:
+    """A dropped trace's query spans would be made only to be thrown away: most of what it cost."""
+    provider = TracerProvider(sampler=ALWAYS_ON if kept else ALWAYS_OFF)
+    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("luster"))
+    instrumented: list[bool] = []
+
+    async def listings(_: web.Request) -> web.Response:
+        instrumented.append(is_instrumentation_enabled())
+        return web.Response()
+
+    app = web.Application(middlewares=[tracing.server_middleware()])
+    app.router.add_get("/listings", listings)
+    client = await aiohttp_client(app)
+    assert (await client.get("/listings")).status == 200
+    assert instrumented == [kept]
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
+def test_a_message_is_handled_with_the_libraries_instrumented_only_in_a_kept_trace(
+    monkeypatch: pytest.MonkeyPatch, kept: bool
+) -> None:
+    monkeypatch.setattr(tracing, "tracer", TracerProvider(sampler=ParentBased(ALWAYS_ON)).get_tracer("luster"))
+    headers = {"traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-{'01' if kept else '00'}"}
+    with tracing.consume_span(headers, queue="luster.work.free", routing_key="job.queued.free", message_id="m"):
+        assert is_instrumentation_enabled() is kept
+    assert is_instrumentation_enabled()  # and only while the message is handled
