@@ -10,11 +10,13 @@ The engine is all there is here: storage, PostgreSQL and RabbitMQ add millisecon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -43,13 +45,21 @@ class Rate:
         return 3600 / self.median_s
 
 
-def pin_to_one_core() -> int | None:
-    """Pin this process (numpy's and Pillow's threads too) to one CPU; None where Linux's call is missing."""
+@contextlib.contextmanager
+def pinned_to_one_core() -> Iterator[int | None]:
+    """This process (numpy's and Pillow's threads too) on one CPU while the block runs, then on the CPUs it
+    had again: whatever it starts afterwards inherits its affinity, and `make bench` starts the other
+    benchmarks' servers and workers from this process. None where Linux's call is missing."""
     if not hasattr(os, "sched_setaffinity"):
-        return None
-    core = min(os.sched_getaffinity(0))
+        yield None
+        return
+    allowed = os.sched_getaffinity(0)
+    core = min(allowed)
     os.sched_setaffinity(0, {core})
-    return core
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def measure(photo: bytes, tier: Tier, style: Style, runs: int) -> Rate:
@@ -83,9 +93,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args()
-    core = pin_to_one_core()
     photo = encode(house(args.width, args.height))
-    rates = [measure(photo, tier, style, args.runs) for tier in Tier for style in Style]
+    with pinned_to_one_core() as core:
+        rates = [measure(photo, tier, style, args.runs) for tier in Tier for style in Style]
     context = {
         "date": datetime.now(UTC).date().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, pinned to one: {core is not None}",
