@@ -180,12 +180,13 @@ ten). Two workloads: `ingest_photo`, what clients do (a listing photo and its jo
 same 2 MB photo as the ingest section's), which the budget is for; and `submit_json`, a job for an already
 uploaded asset, the cheapest request there is and so the worst case for tracing's relative cost. Rounds
 alternate between the APIs so that machine noise falls on all alike (`BENCH_ROUNDS` rounds of `BENCH_REQUESTS`
-JSON requests or `BENCH_PHOTO_REQUESTS` photos); the figures are medians of the per-round ratios. Each round also
-records each API's CPU time per request: the cost itself, less diluted than throughput by the client, PostgreSQL
-and RabbitMQ sharing the machine. Sampling cuts the cost of the traces it drops to next to nothing (a span that
-is not sampled is neither recorded nor exported), which is why production samples one trace in ten unless told
-otherwise. Every burst starts from empty job and asset tables, so that no burst pays for the jobs of the ones
-before it (the key's limits are counted over them).
+JSON requests or `BENCH_PHOTO_REQUESTS` photos); the figures are medians of the per-round ratios. Each round
+also records each API's CPU time per request: the cost itself, less diluted than throughput by the client,
+PostgreSQL and RabbitMQ sharing the machine. Sampling cuts the cost of the traces it drops, though not to
+nothing: their spans are still made, unrecorded (the libraries' instrumentation is suppressed inside them;
+bench.tracing_cpu counts what is left). Production samples one trace in ten unless told otherwise. Every burst
+starts from empty job and asset tables, so that no burst pays for the jobs of the ones before it (the key's
+limits are counted over them).
 
 Until 2026-12-05 the photo was a plain 1600×1200 JPEG of a few kilobytes that decodes in no time, so the
 request was nearly all bookkeeping and tracing's ~0.7 ms weighed as much as on a JSON request: 23.8 % with
