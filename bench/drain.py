@@ -337,8 +337,10 @@ The same run measures Luster's idle latency (`bench/idle_latency.py`): an api an
 
 WHY = """
 Read one run's ratio with its rounds: on this kind of machine the runs of 2026-12-04 and 05 gave 0.95×,
-1.02× (one round), 1.23× (three, Luster behind Celery in one of them) and 1.06× (five, this page's). The three
-are close, and why: the per-job work they share is nearly all of the cost. A py-spy profile of each
+1.02× (one round), 1.23× (three, Luster behind Celery in one of them) and 1.06× (five), every consumer of
+those on one core (`make bench` left its process pinned after the engine section, and everything it started
+inherited that; fixed 2026-12-05); this page's, on two cores, 1.06× again over five rounds. The three are
+close, and why: the per-job work they share is nearly all of the cost. A py-spy profile of each
 consumer (2026-12-03) put most of its samples in the shared work: asyncpg's queries and socket writes, the
 confirmed publishes, the atomic output write (a temporary file, fsync, rename, in a thread). During a drain
 the consumer process held one core at about 80 % in every system, RabbitMQ a fifth to a quarter of a core, the
@@ -350,7 +352,10 @@ longer installed when `OTEL_SDK_DISABLED=true`, as the benchmark's processes run
 doing the same work with the same code would need Luster's own layer to cost less than nothing: what would move
 Luster is cheaper per-job work (fewer round trips per state change, the outbox bookkeeping, the output's
 fsync), and the baselines here would gain it too, since they call that code; baselines written the frameworks'
-own way (psycopg, pika) would be another comparison.
+own way (psycopg, pika) would be another comparison. What is Luster's alone to build is a group commit: the
+claims of deliveries that arrive while one commits share the next transaction (one UPDATE for all, one
+multi-row outbox INSERT, one BEGIN and COMMIT), and likewise the successes; from the profile, round trips per
+job would fall from about nine to three at a batch of four. Not built yet.
 """
 
 
