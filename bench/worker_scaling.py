@@ -24,6 +24,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 import asyncpg
+from aio_pika.abc import AbstractRobustConnection
 
 from bench.harness import (
     AMQP_URL,
@@ -39,6 +40,7 @@ from bench.harness import (
 from bench.markdown import Report, Section, Verdict, paragraphs, table
 from shared.domain import Tier
 from shared.topology import Topology
+from tests.harness.broker import queue_counts
 from tests.harness.poll import poll
 from tests.worker.photos import encode, house
 
@@ -49,15 +51,7 @@ TARGET_TWO = 1.8
 NAME, PORT = "scaling", 8795
 ENV = {"FAIR_SHARE_QUEUED": "0", "CONCURRENCY": "1", "OTEL_SDK_DISABLED": "true"}
 PHOTO = encode(house(3000, 2000))
-
-
-async def _queued(count: int) -> bool:
-    """Whether the free tier's work queue holds `count` messages."""
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        queue = Topology(f"bench-{NAME}").work_queue(Tier.FREE)
-        declared = await (await connection.channel()).declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0) >= count
+WORK_QUEUE = Topology(f"bench-{NAME}").work_queue(Tier.FREE)
 
 
 @contextlib.asynccontextmanager
@@ -101,7 +95,9 @@ class Round:
     workers_at_work: int  # how many of the round's workers started a job before the backlog ran out
 
 
-async def _round(pool: asyncpg.Pool, session: aiohttp.ClientSession, url: str, count: int) -> Round:
+async def _round(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, session: aiohttp.ClientSession, url: str, count: int
+) -> Round:
     """Jobs per second of `count` workers through a backlog of JOBS jobs, queued before they start, so that
     the api's work of accepting them is not measured as the workers'."""
     owner = f"scaling-{count}-{os.urandom(4).hex()}"
@@ -114,7 +110,12 @@ async def _round(pool: asyncpg.Pool, session: aiohttp.ClientSession, url: str, c
             assert response.status == 202, await response.text()
 
     await burst(session, url, asset, submit, count=JOBS, concurrency=8)
-    await poll(lambda: _queued(JOBS), within=60, what=f"{JOBS} jobs in the work queue", every=0.1)
+
+    async def all_queued() -> bool:
+        ready, _ = await queue_counts(amqp, WORK_QUEUE)
+        return ready >= JOBS
+
+    await poll(all_queued, within=60, what=f"{JOBS} jobs in the work queue", every=0.1)
     async with _workers(count):
 
         async def drained() -> bool:
@@ -132,6 +133,7 @@ async def _round(pool: asyncpg.Pool, session: aiohttp.ClientSession, url: str, c
 async def main() -> dict[str, Any]:
     await fresh_database(DATABASE_URL)  # no other benchmark's rows for this one's relays to publish
     pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
+    amqp = await aio_pika.connect_robust(AMQP_URL)
     api = start_api(NAME, PORT, ENV)
     url = f"http://127.0.0.1:{PORT}"
     rounds: dict[int, list[Round]] = {count: [] for count in WORKERS}
@@ -141,11 +143,12 @@ async def main() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:
             for _ in range(ROUNDS):
                 for count in WORKERS:
-                    rounds[count].append(await _round(pool, session, url, count))
+                    rounds[count].append(await _round(pool, amqp, session, url, count))
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(60)
         await pool.close()
+        await amqp.close()
         await cleanup_broker([NAME])
     medians = {count: statistics.median(r.jobs_per_s for r in runs) for count, runs in rounds.items()}
     report = {
