@@ -17,6 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from shared.apikeys import create_key
 from shared.assets import Asset, insert_asset
+from shared.broker import Broker
 from shared.db import create_pool, split_database
 from shared.migrate import migrate
 from shared.settings import BaseServiceSettings
@@ -95,6 +96,14 @@ async def topology(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterat
             await channel.queue_delete(queue)
         for exchange in (topology.events_exchange, topology.dead_exchange):
             await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+async def broker(request: pytest.FixtureRequest, amqp_url: str, topology: Topology) -> AsyncIterator[Broker]:
+    """A confirming broker connection in the test's own namespace, named after the test."""
+    broker = await Broker.connect(amqp_url, topology, name=f"test:{request.node.name}", startup_timeout=10)
+    yield broker
+    await broker.close()
 
 
 @pytest.fixture(scope="session")

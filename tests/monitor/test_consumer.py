@@ -4,7 +4,6 @@ a body that is no event dead-lettered on the way."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aio_pika
@@ -23,13 +22,6 @@ from tests.harness.poll import poll
 
 pytestmark = pytest.mark.integration
 JOBS = ACK_EVERY * 2 + 3  # whole bulks and a remainder that only the delay acknowledges
-
-
-@pytest.fixture
-async def broker(amqp_url: str, topology: Topology) -> AsyncIterator[Broker]:
-    broker = await Broker.connect(amqp_url, topology, name="test-broker", startup_timeout=10)
-    yield broker
-    await broker.close()
 
 
 def _events() -> list[Event]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
@@ -19,13 +18,6 @@ from tests.harness.poll import poll
 
 pytestmark = pytest.mark.integration
 DEAD = "/admin/queues/dead-letters"
-
-
-@pytest.fixture
-async def broker(amqp_url: str, topology: Topology) -> AsyncIterator[Broker]:
-    broker = await Broker.connect(amqp_url, topology, name="test-broker", startup_timeout=10)
-    yield broker
-    await broker.close()
 
 
 async def _post(monitor: Client, path: str) -> tuple[int, Any]:

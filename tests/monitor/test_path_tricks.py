@@ -4,7 +4,6 @@ guard or handler runs, whoever asks, and static files answer only deliberate JSO
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -44,13 +43,6 @@ def tricked(path: str, control: str) -> list[str]:
 
 
 ATTEMPTS = sorted({(method, variant) for method, path, _ in ROUTES for c in CONTROLS for variant in tricked(path, c)})
-
-
-@pytest.fixture
-async def broker(amqp_url: str, topology: Topology) -> AsyncIterator[Broker]:
-    broker = await Broker.connect(amqp_url, topology, name="test-path-tricks", startup_timeout=10)
-    yield broker
-    await broker.close()
 
 
 async def _dead_letters(broker: Broker, topology: Topology) -> None:

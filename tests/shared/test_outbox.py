@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aio_pika
 import asyncpg
@@ -32,13 +31,6 @@ def spans() -> InMemorySpanExporter:
     provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
     trace.set_tracer_provider(provider)
     return _EXPORTER
-
-
-@pytest.fixture
-async def broker(amqp_url: str, topology: Topology) -> AsyncIterator[Broker]:
-    broker = await Broker.connect(amqp_url, topology, name="test-outbox", startup_timeout=10)
-    yield broker
-    await broker.close()
 
 
 async def _stage_in_request(pool: asyncpg.Pool, broker: Broker) -> tuple[outbox.Staged, trace.SpanContext]:
