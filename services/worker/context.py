@@ -14,6 +14,7 @@ from services.worker.metrics import WorkerMetrics
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
 from shared.broker import Broker
+from shared.groupcommit import GroupCommit
 from shared.storage import Store
 
 
@@ -32,6 +33,8 @@ class WorkerContext:
     settings: WorkerSettings
     pool: asyncpg.Pool
     broker: Broker
+    # Where its state changes go: the ones under way together share a transaction (shared/groupcommit.py).
+    commits: GroupCommit
     engine: Engine
     # The process pool for CPU-bound image work (the local engine, the structure guard).
     executor: Executor

@@ -23,6 +23,7 @@ from shared import outbox, watchdog
 from shared.broker import Broker
 from shared.db import create_pool
 from shared.domain import Tier
+from shared.groupcommit import GroupCommit
 from shared.storage import open_stores
 from shared.topology import Topology
 
@@ -59,6 +60,7 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
             settings=settings,
             pool=pool,
             broker=broker,
+            commits=GroupCommit(pool, broker, largest=settings.concurrency),
             engine=engine,
             executor=executor,
             uploads=stores.uploads,

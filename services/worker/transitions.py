@@ -1,4 +1,5 @@
-"""The worker's state changes: each one commits the job row, its history and its outgoing events together."""
+"""The worker's state changes: each one commits the job row, its history and its outgoing events together
+(in a transaction it may share with other changes under way at the same time: shared/groupcommit.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from services.worker import output
 from services.worker.context import WorkerContext
 from services.worker.guard import StructureChanged
 from services.worker.output import Produced
-from shared import fairshare, outbox
+from shared import fairshare
 from shared import jobstate as state
 from shared.broker import event_message
 from shared.errors import EngineError, LusterError, TransientEngineError
 from shared.events import JobFailed, JobQueued, JobRetrying, JobStarted, JobSucceeded, make_event
 from shared.jobs import Job
 from shared.messages import OutgoingMessage
+from shared.outbox import Outbox
 from shared.topology import RETRY_DELAYS_MS
 from shared.webhooks import staging as webhooks
 
@@ -52,7 +54,7 @@ def _announce(
 
 
 async def start(ctx: WorkerContext, job_id: uuid.UUID, *, takeover: bool) -> Job | None:
-    async with outbox.transaction(ctx.pool, ctx.broker) as box:
+    async def change(box: Outbox) -> Job | None:
         job = await state.start(box.connection, job_id, worker_id=ctx.worker_id, takeover=takeover)
         if job is not None:
             payload = JobStarted(worker_id=ctx.worker_id, tier=job.tier, attempt=job.attempts, queued_at=job.created_at)
@@ -62,11 +64,13 @@ async def start(ctx: WorkerContext, job_id: uuid.UUID, *, takeover: bool) -> Job
             box.publish_after_commit(
                 await fairshare.left_queue(box.connection, job, cap=ctx.settings.fair_share_queued)
             )
-    return job
+        return job
+
+    return await ctx.commits.run(change)
 
 
 async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | None:
-    async with outbox.transaction(ctx.pool, ctx.broker) as box:
+    async def change(box: Outbox) -> Job | None:
         done = await state.succeed(
             box.connection,
             job.id,
@@ -97,13 +101,16 @@ async def succeed(ctx: WorkerContext, job: Job, produced: Produced) -> Job | Non
             )
             await box.stage(_announce(ctx, done, payload))
             await webhooks.announce(box, ctx.broker.topology, done)
-    return done
+        return done
+
+    return await ctx.commits.run(change)
 
 
 async def fail(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | None = None) -> Job | None:
     """processing → failed while `owner` (this worker unless said otherwise) still holds the job."""
     code, message = failure.code, failure.message
-    async with outbox.transaction(ctx.pool, ctx.broker) as box:
+
+    async def change(box: Outbox) -> Job | None:
         done = await state.fail(
             box.connection,
             job.id,
@@ -126,6 +133,9 @@ async def fail(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | N
             )
             await box.stage(_announce(ctx, done, payload))
             await webhooks.announce(box, ctx.broker.topology, done)
+        return done
+
+    done = await ctx.commits.run(change)
     if done is not None:
         # An earlier attempt may have stored the output before its worker was lost.
         await output.discard(ctx, done)
@@ -162,7 +172,8 @@ async def retry(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | 
         scale=ctx.settings.retry_delay_scale,
         at_least_ms=math.ceil((failure.retry_after_s or 0) * 1000),
     )
-    async with outbox.transaction(ctx.pool, ctx.broker) as box:
+
+    async def change(box: Outbox) -> Job | None:
         queued = await state.schedule_retry(
             box.connection,
             job.id,
@@ -199,4 +210,6 @@ async def retry(ctx: WorkerContext, job: Job, failure: Failure, *, owner: str | 
                     again, exchange="", routing_key=topology.retry_queue(queued.tier, level), expiration_ms=delay
                 )
             )
-    return queued
+        return queued
+
+    return await ctx.commits.run(change)
