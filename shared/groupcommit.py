@@ -5,9 +5,9 @@ row, its outbox rows, COMMIT and its WAL flush. Most of that cost is the transac
 and a worker running eight jobs has several changes under way at any moment. Changes that arrive while a
 group is open join it and run one after another on its connection, each in its caller's task (so its
 statements join its caller's trace and log context); when the last of them is done, their outbox rows
-are written in one INSERT and one COMMIT makes them all durable. Each caller then publishes its own
-messages, as after a transaction of its own. A change that arrives alone is a transaction of its own,
-with no wait for company: a group forms only from changes that are already under way together.
+are written in one INSERT and one COMMIT makes them all durable; each change's messages are then published
+on its behalf. A change that arrives alone is a transaction of its own, with no wait for company: a group
+forms only from changes that are already under way together.
 
 A group is all or nothing, and one change's failure must not be another's. When anything fails before
 the COMMIT has succeeded (a change's statement, a deadlock with another worker's group, the COMMIT
@@ -153,16 +153,23 @@ class _Group:
 
 
 class GroupCommit:
-    """Where a process's state changes go to share transactions; one per pool."""
+    """Where a process's state changes go to share transactions; one per pool.
+
+    A change's messages are published after its COMMIT without holding its caller: the caller's next step
+    (a job's engine run, its delivery's ack) does not wait for the broker's confirms, which the outbox makes
+    unnecessary (what is not confirmed stays unmarked, and the relay publishes it). `settle` waits for the
+    publishes under way, before the broker closes.
+    """
 
     def __init__(self, pool: asyncpg.Pool, broker: Broker, *, largest: int) -> None:
         self._pool = pool
         self._broker = broker
         self._largest = largest
         self._open: _Group | None = None
+        self._publishing: set[asyncio.Task[bool]] = set()
 
     async def run(self, change: Change[T]) -> T:
-        """`change` in a transaction (shared, or its own), its staged messages published after the COMMIT."""
+        """`change` in a transaction (shared, or its own); its staged messages are published after the COMMIT."""
         group = self._join()
         try:
             box, result = await group.take_part(change)
@@ -171,8 +178,16 @@ class GroupCommit:
             if group.members == 1 or group.outcome_unknown:
                 raise
             box, result = await _Group(self._pool, room=1).take_part(change)
-        await flush(self._pool, self._broker, box.staged)
+        if box.staged:
+            # Tasks start in the order they were made, so one job's messages still leave in its changes' order.
+            publishing = asyncio.create_task(flush(self._pool, self._broker, box.staged))
+            self._publishing.add(publishing)
+            publishing.add_done_callback(self._publishing.discard)
         return result
+
+    async def settle(self) -> None:
+        """Wait for the publishes under way (each gives up within the outbox's publish timeout)."""
+        await asyncio.gather(*self._publishing, return_exceptions=True)
 
     def _join(self) -> _Group:
         if self._open is None or not self._open.open:

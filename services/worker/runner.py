@@ -48,6 +48,8 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
             startup_timeout=settings.startup_timeout,
         )
         stack.push_async_callback(broker.close)
+        commits = GroupCommit(pool, broker, largest=settings.concurrency)
+        stack.push_async_callback(commits.settle)
         # Processes, not threads: image work is CPU-bound, and a hung engine must not hold the GIL.
         executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
@@ -60,7 +62,7 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
             settings=settings,
             pool=pool,
             broker=broker,
-            commits=GroupCommit(pool, broker, largest=settings.concurrency),
+            commits=commits,
             engine=engine,
             executor=executor,
             uploads=stores.uploads,

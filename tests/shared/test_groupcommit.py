@@ -18,6 +18,7 @@ from shared.db import DATABASE_DOWN_ERRORS, create_pool
 from shared.domain import Tier
 from shared.events import JobCanceled, make_event
 from shared.groupcommit import Change, GroupCommit
+from shared.messages import OutgoingMessage
 from shared.outbox import Outbox
 from tests.harness.poll import poll
 
@@ -88,6 +89,7 @@ async def test_changes_under_way_together_share_one_commit_and_each_publishes_it
     tap = await _tap(broker, *keys)
 
     assert await asyncio.gather(*(group.run(changes.writing(key)) for key in keys)) == keys
+    await group.settle()
 
     assert len({txid for key in keys for txid in changes.txids[key]}) == 1
     assert changes.runs == dict.fromkeys(keys, 1)
@@ -102,6 +104,30 @@ async def test_changes_under_way_together_share_one_commit_and_each_publishes_it
         assert [row["message_id"] for row in rows] == changes.message_ids[key]
     await outbox.settle(pool)
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_change_returns_without_waiting_for_its_publish_and_settle_waits_for_it(
+    pool: asyncpg.Pool, broker: Broker, probe: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changes, group = Changes(broker), GroupCommit(pool, broker, largest=8)
+    tap = await _tap(broker, "slow")
+    confirmed, publish = asyncio.Event(), broker.publish_raw
+
+    async def held_publish(message: OutgoingMessage) -> None:
+        await confirmed.wait()  # a broker slow to confirm
+        await publish(message)
+
+    monkeypatch.setattr(broker, "publish_raw", held_publish)
+
+    assert await group.run(changes.writing("slow")) == "slow"  # committed, its messages not yet out
+
+    assert await _keys(pool) == {"slow": 1}
+    settling = asyncio.create_task(group.settle())
+    assert await tap.get(fail=False, timeout=0.5) is None and not settling.done()
+    confirmed.set()
+    await settling
+    published = [str((await tap.get(timeout=5)).message_id) for _ in range(2)]
+    assert published == changes.message_ids["slow"]
 
 
 async def test_a_group_takes_no_more_than_its_largest(pool: asyncpg.Pool, broker: Broker, probe: str) -> None:
@@ -124,6 +150,7 @@ async def test_one_changes_failure_is_not_anothers(pool: asyncpg.Pool, broker: B
         group.run(changes.writing("good-2")),
         return_exceptions=True,
     )
+    await group.settle()
 
     assert outcomes[0] == "good-1" and outcomes[2] == "good-2"
     assert isinstance(outcomes[1], asyncpg.DivisionByZeroError)
