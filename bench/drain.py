@@ -327,7 +327,9 @@ outbox rows marked published. A 50-job check found the same rows for all three: 
 `job.started`, one `job.succeeded` history row, two outbox rows, both published, engine `noop`. What still
 differs is each framework's own: Luster's work queue is a quorum queue (prefetch 8 per tier), the baselines'
 are classic durable queues (Dramatiq's prefetch 16, Celery's 32); Luster's worker also runs its heartbeat,
-sweeper, relay and watchdog, and traces every job. Rounds cycle Luster, Dramatiq, Celery; each figure is the
+sweeper, relay and watchdog, and traces every job; and where a baseline runs each job's transaction on its own
+and waits for each confirm, Luster's worker commits the state changes under way together in one transaction
+and publishes their events without holding the job (below). Rounds cycle Luster, Dramatiq, Celery; each figure is the
 median of the rounds (`BENCH_DRAIN_ROUNDS`).
 
 The same run measures Luster's idle latency (`bench/idle_latency.py`): an api and an idle worker, jobs through
@@ -336,26 +338,29 @@ The same run measures Luster's idle latency (`bench/idle_latency.py`): an api an
 """
 
 WHY = """
-Read one run's ratio with its rounds: on this kind of machine the runs of 2026-12-04 and 05 gave 0.95×,
-1.02× (one round), 1.23× (three, Luster behind Celery in one of them) and 1.06× (five), every consumer of
-those on one core (`make bench` left its process pinned after the engine section, and everything it started
-inherited that; fixed 2026-12-05); this page's, on two cores, 1.06× again over five rounds. The three are
-close, and why: the per-job work they share is nearly all of the cost. A py-spy profile of each
-consumer (2026-12-03) put most of its samples in the shared work: asyncpg's queries and socket writes, the
-confirmed publishes, the atomic output write (a temporary file, fsync, rename, in a thread). During a drain
-the consumer process held one core at about 80 % in every system, RabbitMQ a fifth to a quarter of a core, the
-monitor about a sixth, PostgreSQL's eight backends a few percent each. What is Luster's alone is small on both
-sides of the ledger: its delivery path (`deliver`, the scheduler, the handler) is within a few percent of
-`handle_job` itself, and Dramatiq has costs of its own instead (pika's consumer thread, each job handed between
-threads). The asyncpg and aiohttp-client instrumentation, about 5 % of Luster's samples in that profile, is no
-longer installed when `OTEL_SDK_DISABLED=true`, as the benchmark's processes run. A large lead over frameworks
-doing the same work with the same code would need Luster's own layer to cost less than nothing: what would move
-Luster is cheaper per-job work (fewer round trips per state change, the outbox bookkeeping, the output's
-fsync), and the baselines here would gain it too, since they call that code; baselines written the frameworks'
-own way (psycopg, pika) would be another comparison. What is Luster's alone to build is a group commit: the
-claims of deliveries that arrive while one commits share the next transaction (one UPDATE for all, one
-multi-row outbox INSERT, one BEGIN and COMMIT), and likewise the successes; from the profile, round trips per
-job would fall from about nine to three at a batch of four. Not built yet.
+Read one run's ratio with its rounds: a consumer's rounds on this kind of machine spread by a sixth either
+side of their median, so only medians of rounds run side by side are a result. Until 2026-12-05 the three
+were close (1.06× that day, five rounds): the baselines call Luster's own per-job code, and a py-spy profile
+of each consumer put most of its time there (asyncpg's statements with their BEGIN and COMMIT, the confirmed
+publishes, the atomic output write: a temporary file, fsync, rename, in a thread), with the consumer process
+holding about 80 % of one core. What separates them now is Luster's worker, not the per-job code:
+
+- **Group commit** (`shared/groupcommit.py`): the state changes under way at the same time (eight jobs in
+  flight each make two) share one transaction. Each runs its UPDATE and history row in its
+  own task on the group's connection; their outbox rows go in one INSERT, and one COMMIT makes them all
+  durable. A lone change commits alone, without waiting for company, so the idle latency is what it was.
+  A group that fails before its COMMIT runs each change again alone; a COMMIT cut off by a lost connection
+  is raised to every change in it, never run again (tests/shared/test_groupcommit.py).
+- **Events published off the job's path**: a change's events are published after its COMMIT while the job
+  goes on to its engine run or its ack; the confirms only mark the outbox rows, and what is left unmarked
+  the relay publishes. A baseline awaits each confirm before going on, as `outbox.transaction` does.
+
+In exploratory runs (3,000 and 5,000 jobs, not on this page), Luster drained 173 and 183 jobs/s before, 200
+to 254 with the group commit, and 257 and 326 with the publishing moved off the job's path as well, while
+Dramatiq's rounds in the same runs moved between 159 and 246: the machine's own spread, which is why the
+figure above is a median of five rounds side by side. Either framework could be given the same with a layer
+of its own that batches across the jobs its threads run; that layer is what Luster's worker is, and the
+baselines run jobs as their frameworks do.
 """
 
 
