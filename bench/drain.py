@@ -338,7 +338,7 @@ The same run measures Luster's idle latency (`bench/idle_latency.py`): an api an
 """
 
 WHY = """
-Read one run's ratio with its rounds: a consumer's rounds on this kind of machine spread by a sixth either
+Read one run's ratio with its rounds: a consumer's rounds on this kind of machine spread by up to a fifth either
 side of their median, so only medians of rounds run side by side are a result. Until 2026-12-05 the three
 were close (1.06× that day, five rounds): the baselines call Luster's own per-job code, and a py-spy profile
 of each consumer put most of its time there (asyncpg's statements with their BEGIN and COMMIT, the confirmed
