@@ -53,11 +53,11 @@ class _NotCommitted(Exception):
 
 
 class _Group:
-    """One transaction, shared by the changes that join it while it is open (at most `room` of them)."""
+    """One transaction, shared by the changes that join it while it is open (at most `largest` of them)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, room: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, largest: int) -> None:
         self._pool = pool
-        self._room = room
+        self._largest = largest
         self.members = 0
         self._unfinished = 0  # joined, and their change not yet done
         self._turn = asyncio.Lock()
@@ -74,11 +74,10 @@ class _Group:
 
     @property
     def open(self) -> bool:
-        return self._room > 0 and self._ending is None
+        return self.members < self._largest and self._ending is None
 
     async def take_part(self, change: Change[T]) -> tuple[DeferredOutbox, T]:
         """Run `change` in the group's transaction, then wait for the group's COMMIT."""
-        self._room -= 1
         self.members += 1
         self._unfinished += 1
         try:
@@ -177,7 +176,7 @@ class GroupCommit:
             # Alone, the failure is the change's own; in company, it may be another's.
             if group.members == 1 or group.outcome_unknown:
                 raise
-            box, result = await _Group(self._pool, room=1).take_part(change)
+            box, result = await _Group(self._pool, largest=1).take_part(change)
         if box.staged:
             # Tasks start in the order they were made, so one job's messages still leave in its changes' order.
             publishing = asyncio.create_task(flush(self._pool, self._broker, box.staged))
@@ -191,5 +190,5 @@ class GroupCommit:
 
     def _join(self) -> _Group:
         if self._open is None or not self._open.open:
-            self._open = _Group(self._pool, room=self._largest)
+            self._open = _Group(self._pool, largest=self._largest)
         return self._open
