@@ -27,7 +27,7 @@ MOVES: dict[Kind, tuple[JobStatus | None, JobStatus]] = {
 
 
 async def job_counts(pool: asyncpg.Pool) -> dict[tuple[JobStatus, Tier], int]:
-    # An index-only scan of idx_jobs_status (plus the tier) on a vacuumed table; run once per check.
+    # One scan of the table, or of idx_jobs_status_created_id, by the planner's choice; run once per check.
     rows = await pool.fetch(
         "SELECT status, tier, count(*) AS n FROM jobs GROUP BY status, tier", timeout=QUERY_TIMEOUT_S
     )
