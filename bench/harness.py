@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -186,6 +187,38 @@ def cpu_seconds(pid: int) -> float:
     machine's wall clock cannot blur."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The servers a workload talks to besides its own process, by the system user their processes run as.
+SERVER_USERS = {"postgresql": "postgres", "rabbitmq": "rabbitmq"}
+
+
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU time every process of each server in SERVER_USERS has used so far (a backend per connection for
+    PostgreSQL): what a request costs the servers beside the api's own process. 0 for a user not here."""
+    uids: dict[int, str] = {}
+    for server, user in SERVER_USERS.items():
+        with contextlib.suppress(KeyError):
+            uids[pwd.getpwnam(user).pw_uid] = server
+    totals = dict.fromkeys(SERVER_USERS, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            owner = uids.get(entry.stat().st_uid)
+            if owner is not None:
+                totals[owner] += cpu_seconds(int(entry.name))
+        except OSError:  # ended since the listing
+            continue
+    return totals
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has been busy (every core: processes, kernel, interrupts), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(field) for field in Path("/proc/stat").read_text().split(maxsplit=9)[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,9 @@ from bench.harness import (
     forget_jobs,
     fresh_database,
     listing_photo,
+    machine_busy_seconds,
     ready,
+    servers_cpu_seconds,
     start_api,
     stop,
     upload_asset,
@@ -133,7 +135,10 @@ class Run:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
-    cpu_us_per_request: float
+    cpu_us_per_request: float  # the server process's own
+    postgresql_us_per_request: float
+    rabbitmq_us_per_request: float
+    machine_us_per_request: float  # every core's busy time: servers, wrk, the kernel
 
 
 def _json_body(asset_id: str) -> bytes:
@@ -235,12 +240,42 @@ async def _requests(system: System, workload: Workload) -> tuple[list[Request], 
 
 async def measure(system: System, workload: Workload, seconds: int = SECONDS) -> Run:
     requests, content_type = await _requests(system, workload)
-    cpu_before = cpu_seconds(system.process.pid)
+    before = CpuReading.now(system.process.pid)
     output = await wrk(system.url, workload, requests, content_type, seconds)
-    cpu = cpu_seconds(system.process.pid) - cpu_before
+    used = CpuReading.now(system.process.pid).since(before)
     await _settled(system)
     rate, p50, p99, total = parse_wrk(output)
-    return Run(round(rate, 1), round(p50, 2), round(p99, 2), round(cpu / total * 1e6))
+
+    def per_request(cpu_s: float) -> float:
+        return round(cpu_s / total * 1e6)
+
+    return Run(
+        round(rate, 1),
+        round(p50, 2),
+        round(p99, 2),
+        per_request(used.server),
+        per_request(used.postgresql),
+        per_request(used.rabbitmq),
+        per_request(used.machine),
+    )
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds used so far by the server process, by PostgreSQL and RabbitMQ, and by the whole machine."""
+
+    server: float
+    postgresql: float
+    rabbitmq: float
+    machine: float
+
+    @classmethod
+    def now(cls, pid: int) -> CpuReading:
+        servers = servers_cpu_seconds()
+        return cls(cpu_seconds(pid), servers["postgresql"], servers["rabbitmq"], machine_busy_seconds())
+
+    def since(self, earlier: CpuReading) -> CpuReading:
+        return CpuReading(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
 
 
 async def _settled(system: System) -> None:
@@ -396,7 +431,9 @@ own: one customer alone would hold thousands of jobs in flight by the end of a r
 (`JOBS_IN_FLIGHT`, 100 by default), and pay for counting them on every request (below). Both
 servers get the same number of database connections; every run starts from empty tables, queues and stores in a
 database of the benchmark's own; the order of the two alternates from round to round; each figure is the median
-of the rounds (`BENCH_INGEST_ROUNDS`, `BENCH_INGEST_SECONDS`). CPU is each server process's own, per request.
+of the rounds (`BENCH_INGEST_ROUNDS`, `BENCH_INGEST_SECONDS`). CPU per request is counted four ways over each
+run: the server process's own, every PostgreSQL process's and every RabbitMQ process's (by the user they run
+as), and the whole machine's busy time (every core, wrk and the kernel included; /proc/stat).
 """
 
 WHY = """
@@ -421,6 +458,15 @@ process pinned, and what it started inherited it): JSON at 64 connections measur
 """
 
 
+# CPU per request, where it was spent: the server's own process, the two servers it talks to, all of it.
+CPU_COLUMNS = {
+    "cpu_us_per_request": "server CPU µs/req",
+    "postgresql_us_per_request": "PostgreSQL µs/req",
+    "rabbitmq_us_per_request": "RabbitMQ µs/req",
+    "machine_us_per_request": "machine µs/req",
+}
+
+
 def section(report: Report | None) -> Section:
     title, command = "Ingest: `POST /jobs` against the bare handler", "python -m bench.ingest"
     if report is None:
@@ -436,10 +482,10 @@ def section(report: Report | None) -> Section:
                 f"{measured['ratio']:.2f}×",
                 f"{luster['p50_ms']} / {bare['p50_ms']}",
                 f"{luster['p99_ms']} / {bare['p99_ms']}",
-                f"{luster['cpu_us_per_request']:.0f} / {bare['cpu_us_per_request']:.0f}",
+                *(f"{luster[field]:.0f} / {bare[field]:.0f}" for field in CPU_COLUMNS),
             )
         )
-    header = ("body, connections", "Luster req/s", "bare req/s", "ratio", "p50 ms", "p99 ms", "CPU µs/request")
+    header = ("body, connections", "Luster req/s", "bare req/s", "ratio", "p50 ms", "p99 ms", *CPU_COLUMNS.values())
     results = paragraphs(
         f"This run: {report['benchmark']}; {report['cpus']} CPUs shared with wrk, PostgreSQL and RabbitMQ. "
         "Latency and CPU columns: Luster / bare.",

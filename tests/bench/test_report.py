@@ -10,6 +10,7 @@ from bench import (
     drain,
     engine_speed,
     fair_share,
+    ingest,
     report,
     structure_guard,
     tracing_cpu,
@@ -163,6 +164,46 @@ def test_worker_scaling_renders_its_rounds_and_misses_its_target() -> None:
         "| Workers, one to four | two workers at least 1.8× one worker's jobs/s (on two cores or more) | 1.74× ✗ |"
         in text
     )
+
+
+def _ingest_run(rate: float, p50: float, server: int, postgresql: int, rabbitmq: int, machine: int) -> dict[str, float]:
+    return {
+        "requests_per_s": rate,
+        "p50_ms": p50,
+        "p99_ms": p50 * 3,
+        "cpu_us_per_request": server,
+        "postgresql_us_per_request": postgresql,
+        "rabbitmq_us_per_request": rabbitmq,
+        "machine_us_per_request": machine,
+    }
+
+
+INGEST: dict[str, Any] = {
+    "benchmark": "POST /jobs under wrk",
+    "cpus": 2,
+    "workloads": {
+        "json_c64": {
+            "luster": _ingest_run(600, 90.0, 1400, 900, 400, 2900),
+            "bare": _ingest_run(1500, 40.0, 620, 200, 250, 1160),
+            "ratio": 0.4,
+        },
+        "json_c2": {
+            "luster": _ingest_run(450, 4.2, 1500, 950, 420, 3100),
+            "bare": _ingest_run(1000, 1.8, 640, 210, 260, 1200),
+            "ratio": 0.45,
+        },
+    },
+}
+
+
+def test_ingest_renders_where_each_requests_cpu_went_and_its_verdict() -> None:
+    text = page(ingest.section(INGEST))
+    assert "server CPU µs/req | PostgreSQL µs/req | RabbitMQ µs/req | machine µs/req |" in text
+    assert (
+        "| json, c=64 | 600 | 1500 | 0.40× | 90.0 / 40.0 | 270.0 / 120.0 "
+        "| 1400 / 620 | 900 / 200 | 400 / 250 | 2900 / 1160 |" in text
+    )
+    assert "**This run**: json_c64 0.40×, json_c2 p50 4.2 ms ✗ (ingest json_c64: 0.4× the bare handler's" in text
 
 
 def test_the_structure_guard_within_its_budget_is_ticked() -> None:
