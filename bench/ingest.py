@@ -453,6 +453,19 @@ the confirmed publish 13 %, the seven middlewares and the response about 15 %, p
 dataclasses a few percent; no single place holds the gap. The photo's decode check alone takes about 20 ms
 of CPU for this 2 MB photo, twice the bare handler's whole request: the photo target cannot be met while
 every upload is decoded before it is accepted, which is the promise that a 202 means a usable photo.
+Where the machine's cores go (the four CPU columns, first measured 2026-12-06 at 546a032): at 64 connections
+both systems keep both cores busy, so requests/s is the machine's CPU divided by its CPU per request, and the
+ratio follows the machine column (JSON: Luster 3,055 µs a request, the bare handler 1,072, ratio 0.34×; by
+machine CPU 0.35×). Of Luster's 3,055 µs, PostgreSQL took 955 (the key's statement and the job's, where the
+bare handler makes one INSERT: 216) and RabbitMQ 451 (job.queued is enqueued on two quorum queues, the tier's
+work queue and the monitor's; the bare handler's message on one: 228). 0.7× needs at most 1,072 / 0.7 =
+1,531 µs of machine CPU a request, and PostgreSQL and RabbitMQ already take 1,406 of them: even with
+PostgreSQL's share halved by batching statements across requests, the api process would have to spend less
+than the bare handler's own 559 µs. The target cannot be met by making Luster's code faster while it does
+that work per job (the count per key shared by every api instance, the job's history and outbox rows, the
+monitor's copy of every event); it needs that work done differently, or a target set against a baseline
+that does it too. No server meets the photo's p50 of 4.5 ms at 2 connections here: the bare handler's own is
+17 to 21 ms (receiving, writing and fsyncing 2 MB), and Luster decodes the photo besides (about 21 ms of CPU).
 Runs inside `make bench` before 2026-12-05 had both servers and wrk on one core (the engine section left the
 process pinned, and what it started inherited it): JSON at 64 connections measured 0.34× that way, 0.48× here.
 """
