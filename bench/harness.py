@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pwd
+import random
 import signal
 import subprocess
 import sys
@@ -243,22 +244,26 @@ async def fresh_database(url: str) -> None:
     await asyncio.to_thread(migrate, url)
 
 
-TRUNCATE_ATTEMPTS = 5
+TRUNCATE_ATTEMPTS = 50
 
 
 async def forget_jobs(pool: asyncpg.Pool, *tables: str) -> None:
     """No job in flight, as at the first run: an api counts its key's jobs in flight (up to the key's limit,
     and benchmark keys have none) and, with `assets`, its bytes stored today on every limited request."""
     statement = f"TRUNCATE {', '.join(('jobs', 'outbox', 'rate_windows', *tables))} CASCADE"
-    for _ in range(TRUNCATE_ATTEMPTS - 1):
+    for attempt in range(1, TRUNCATE_ATTEMPTS + 1):
         try:
-            await pool.execute(statement)
+            async with pool.acquire() as connection, connection.transaction():
+                # Give up soon rather than queue for the tables while holding some of them: an api's
+                # statement (its outbox relay, its published marks) that meets them in another order would
+                # wait on this one as it waits on it, a deadlock PostgreSQL only breaks after a second.
+                await connection.execute("SET LOCAL lock_timeout = '200ms'")
+                await connection.execute(statement)
             return
-        except asyncpg.DeadlockDetectedError:
-            # An api's outbox relay met the tables in another order, and PostgreSQL chose this statement to
-            # cancel; the relay's pass has ended by the time we try again.
-            await asyncio.sleep(0.2)
-    await pool.execute(statement)
+        except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
+            if attempt == TRUNCATE_ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0.05, 0.3))  # out of step with whatever held the tables
 
 
 def save_report(name: str, report: dict[str, Any]) -> None:

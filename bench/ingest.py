@@ -5,7 +5,7 @@ off: its cost is bench/tracing_overhead.py's to measure) and the baseline, bench
 one INSERT and one confirmed persistent publish to a quorum queue, and for the photo the file received,
 fsynced and renamed first. Luster does all it does for a customer: the key, the rate limits, validation,
 the decode check of the photo, its asset row, the job row with its history and outbox rows in one
-statement, the confirmed publish, the outbox row marked.
+statement, and after its answer the confirmed publish and the outbox row marked.
 
 wrk (Debian's package; `make bench` installs it) drives each for `BENCH_INGEST_SECONDS` (10) per workload
 and system, each request as the next of `BENCH_INGEST_OWNERS` (64) customers with keys of their own; rounds
@@ -423,17 +423,20 @@ baseline, `bench/baselines/bare_ingest.py`: an aiohttp handler doing one INSERT 
 quorum queue, confirmed by the broker, and for a photo the file received, written, fsynced and renamed first.
 Luster does what it does for a customer: the API key looked up and the request counted against the key's limits
 (one statement), the body validated, the photo's decode check, its asset row and file, the job row with its
-history and outbox rows (one statement), the confirmed publish, and the outbox row marked published (after the
-answer, batched). wrk (Debian's package; `make bench` installs it) drives each for a fixed time per run: JSON
-submissions for an uploaded asset, and multipart submissions with the photo, at 64 and at 2 connections, each
-request as the next of 64 customers (`BENCH_INGEST_OWNERS`), each with a key and, for JSON, an asset of their
-own: one customer alone would hold thousands of jobs in flight by the end of a run, far past what a key may
-(`JOBS_IN_FLIGHT`, 100 by default), and pay for counting them on every request (below). Both
-servers get the same number of database connections; every run starts from empty tables, queues and stores in a
-database of the benchmark's own; the order of the two alternates from round to round; each figure is the median
-of the rounds (`BENCH_INGEST_ROUNDS`, `BENCH_INGEST_SECONDS`). CPU per request is counted four ways over each
-run: the server process's own, every PostgreSQL process's and every RabbitMQ process's (by the user they run
-as), and the whole machine's busy time (every core, wrk and the kernel included; /proc/stat).
+history and outbox rows (one statement), then, after the answer (the job is accepted once it is committed, and
+the outbox makes its announcement certain), the confirmed publish and the outbox row marked published (batched).
+The bare handler has no outbox: its message is its only record besides the row, so it waits for the broker's
+confirm before it answers. Both do the same work per request; only when the answer goes differs. wrk (Debian's
+package; `make bench` installs it) drives each for a fixed time per run: JSON submissions for an uploaded asset,
+and multipart submissions with the photo, at 64 and at 2 connections, each request as the next of 64 customers
+(`BENCH_INGEST_OWNERS`), each with a key and, for JSON, an asset of their own: one customer alone would hold
+thousands of jobs in flight by the end of a run, far past what a key may (`JOBS_IN_FLIGHT`, 100 by default), and
+pay for counting them on every request (below). Both servers get the same number of database connections; every
+run starts from empty tables, queues and stores in a database of the benchmark's own; the order of the two
+alternates from round to round; each figure is the median of the rounds (`BENCH_INGEST_ROUNDS`,
+`BENCH_INGEST_SECONDS`). CPU per request is counted four ways over each run: the server process's own, every
+PostgreSQL process's and every RabbitMQ process's (by the user they run as), and the whole machine's busy time
+(every core, wrk and the kernel included; /proc/stat).
 """
 
 WHY = """

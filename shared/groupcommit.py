@@ -31,7 +31,7 @@ from asyncpg.transaction import Transaction
 from shared.broker import Broker
 from shared.db import DATABASE_DOWN_ERRORS, Connection
 from shared.messages import OutgoingMessage
-from shared.outbox import Outbox, flush, stage_many
+from shared.outbox import Outbox, Publisher, stage_many
 
 T = TypeVar("T")
 Change = Callable[[Outbox], Awaitable[T]]
@@ -154,18 +154,16 @@ class _Group:
 class GroupCommit:
     """Where a process's state changes go to share transactions; one per pool.
 
-    A change's messages are published after its COMMIT without holding its caller: the caller's next step
-    (a job's engine run, its delivery's ack) does not wait for the broker's confirms, which the outbox makes
-    unnecessary (what is not confirmed stays unmarked, and the relay publishes it). `settle` waits for the
-    publishes under way, before the broker closes.
+    A change's messages are published after its COMMIT without holding its caller (a `Publisher`): the
+    caller's next step (a job's engine run, its delivery's ack) does not wait for the broker's confirms.
+    `settle` waits for the publishes under way, before the broker closes.
     """
 
     def __init__(self, pool: asyncpg.Pool, broker: Broker, *, largest: int) -> None:
         self._pool = pool
-        self._broker = broker
         self._largest = largest
         self._open: _Group | None = None
-        self._publishing: set[asyncio.Task[bool]] = set()
+        self._publisher = Publisher(pool, broker)
 
     async def run(self, change: Change[T]) -> T:
         """`change` in a transaction (shared, or its own); its staged messages are published after the COMMIT."""
@@ -177,16 +175,12 @@ class GroupCommit:
             if group.members == 1 or group.outcome_unknown:
                 raise
             box, result = await _Group(self._pool, largest=1).take_part(change)
-        if box.staged:
-            # Tasks start in the order they were made, so one job's messages still leave in its changes' order.
-            publishing = asyncio.create_task(flush(self._pool, self._broker, box.staged))
-            self._publishing.add(publishing)
-            publishing.add_done_callback(self._publishing.discard)
+        self._publisher.publish(box.staged)
         return result
 
     async def settle(self) -> None:
         """Wait for the publishes under way (each gives up within the outbox's publish timeout)."""
-        await asyncio.gather(*self._publishing, return_exceptions=True)
+        await self._publisher.settle()
 
     def _join(self) -> _Group:
         if self._open is None or not self._open.open:

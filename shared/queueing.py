@@ -1,5 +1,6 @@
 """Queueing a new job: its row, first history row and job.queued announcement written in one statement,
-then published, unless the job is held over its owner's fair share (its release publishes it then).
+then published off the caller's path, unless the job is held over its owner's fair share (its release
+publishes it then). A job is accepted once it is committed: the outbox makes its announcement certain.
 
 The api's submissions and the monitor's retries both go through here.
 """
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
-
-from shared import jobs, outbox
+from shared import jobs
 from shared.broker import Broker, event_message
 from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
 from shared.messages import OutgoingMessage
+from shared.outbox import Publisher
 from shared.topology import queued_routing_key
 
 
@@ -24,20 +24,21 @@ def queued_message(broker: Broker, job_id: uuid.UUID, new: NewJob) -> OutgoingMe
     return event_message(event, exchange=broker.topology.events_exchange, routing_key=queued_routing_key(new.tier))
 
 
-async def queue_job(pool: asyncpg.Pool, broker: Broker, new: NewJob, *, fair_share_cap: int = 0) -> Job | None:
-    """The queued job; None, with nothing written, when its owner has no such asset.
+async def queue_job(publisher: Publisher, new: NewJob, *, fair_share_cap: int = 0) -> Job | None:
+    """The queued job, committed; its announcement is on its way (`publisher`), or with the relay.
+    None, with nothing written, when its owner has no such asset.
 
     Raises asyncpg.UniqueViolationError when the owner's idempotency key is taken (the caller decides
     whose job that is).
     """
     job_id = uuid.uuid4()
-    announce = queued_message(broker, job_id, new)
+    announce = queued_message(publisher.broker, job_id, new)
     inserted = await jobs.insert_announced_job(
-        pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
+        publisher.pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
     )
     if inserted is None:
         return None
     job, staged = inserted
     if not job.held:
-        await outbox.flush(pool, broker, [staged])
+        publisher.publish([staged])
     return job

@@ -14,7 +14,7 @@ from services.api.settings import ApiSettings
 from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import access, guards, json_errors, protocol
-from shared.http.resources import broker, database
+from shared.http.resources import broker, database, publisher
 from shared.telemetry.tracing import server_middleware
 
 # Room for the largest upload plus the form's other fields; uploads are capped while streamed.
@@ -55,6 +55,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             resources.storage,
             database(settings),
             broker(settings, name="luster-api"),
+            publisher,
             heartbeat,
             resources.outbox_relay,
             resources.moderation,

@@ -19,6 +19,7 @@ from shared.storage import Store
 SETTINGS = web.AppKey("settings", ApiSettings)
 POOL = resources.POOL
 BROKER = resources.BROKER
+PUBLISHER = resources.PUBLISHER
 UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)

@@ -16,7 +16,7 @@ from services.monitor.alerting.rules import build_rules
 from services.monitor.routes import setup_routes
 from services.monitor.settings import MonitorSettings
 from shared.http import access, guards, json_errors
-from shared.http.resources import broker, database
+from shared.http.resources import broker, database, publisher
 from shared.telemetry.tracing import server_middleware
 
 
@@ -49,6 +49,7 @@ def create_app(settings: MonitorSettings) -> web.Application:
             resources.http_client,
             database(settings),
             broker(settings, name="luster-monitor"),
+            publisher,
             resources.events,
             resources.checks,
         ]

@@ -30,6 +30,7 @@ SESSIONS = web.AppKey("sessions", Sessions)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 POOL = resources.POOL
 BROKER = resources.BROKER
+PUBLISHER = resources.PUBLISHER
 QUEUES = web.AppKey("queues", Queues)
 DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterBox)
 CHECKER = web.AppKey("checker", Checker)

@@ -15,6 +15,7 @@ from shared.topology import Topology
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 BROKER = web.AppKey("broker", Broker)
+PUBLISHER = web.AppKey("publisher", outbox.Publisher)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -46,3 +47,11 @@ def broker(settings: BaseServiceSettings, *, name: str) -> CleanupContext:
         await app[BROKER].close()
 
     return connection
+
+
+async def publisher(app: web.Application) -> AsyncIterator[None]:
+    """What publishes committed messages off the request's path; after `database` and `broker` in the
+    cleanup contexts, so that its publishes are settled before the broker closes."""
+    app[PUBLISHER] = outbox.Publisher(app[POOL], app[BROKER])
+    yield
+    await app[PUBLISHER].settle()

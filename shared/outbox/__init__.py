@@ -6,7 +6,15 @@ broker down or process killed (relay.py). Each message may be published more tha
 times: consumers are idempotent.
 """
 
-from shared.outbox.publishing import PUBLISH_TIMEOUT_S, PublishedMarks, flush, marks_of, settle, transaction
+from shared.outbox.publishing import (
+    PUBLISH_TIMEOUT_S,
+    PublishedMarks,
+    Publisher,
+    flush,
+    marks_of,
+    settle,
+    transaction,
+)
 from shared.outbox.relay import prune, relay, relay_once
 from shared.outbox.staging import (
     OUTBOX_COLUMNS,
@@ -23,6 +31,7 @@ __all__ = [
     "PUBLISH_TIMEOUT_S",
     "Outbox",
     "PublishedMarks",
+    "Publisher",
     "Staged",
     "flush",
     "marks_of",

@@ -59,6 +59,31 @@ async def flush(pool: asyncpg.Pool, broker: Broker, staged: Sequence[Staged]) ->
     return len(published) == len(staged)
 
 
+class Publisher:
+    """Publishes committed messages off their caller's path: the caller goes on at once (an api answers its
+    202, a worker runs its engine) while a task of its own publishes and marks them. Nothing waits for the
+    broker's confirms but the outbox mark, and what is not confirmed stays unmarked for the relay.
+    `settle` waits for the publishes under way, before the broker closes.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, broker: Broker) -> None:
+        self.pool = pool
+        self.broker = broker
+        self._publishing: set[asyncio.Task[bool]] = set()
+
+    def publish(self, staged: Sequence[Staged]) -> None:
+        if not staged:
+            return
+        # Tasks start in the order they were made, so one job's messages still leave in its changes' order.
+        publishing = asyncio.get_running_loop().create_task(flush(self.pool, self.broker, staged))
+        self._publishing.add(publishing)
+        publishing.add_done_callback(self._publishing.discard)
+
+    async def settle(self) -> None:
+        """Wait for the publishes under way (each gives up within PUBLISH_TIMEOUT_S)."""
+        await asyncio.gather(*self._publishing, return_exceptions=True)
+
+
 class PublishedMarks:
     """Outbox rows published and not yet marked so, marked by a task of their own, many in one UPDATE.
 

@@ -19,8 +19,9 @@ from services.api.routes import ENDPOINTS, UNDOCUMENTED
 from services.api.schemas import PROMPT_MAX_LENGTH, JobCreate
 from shared.domain import Tier
 from shared.events import EventType
+from shared.messages import OutgoingMessage
 from shared.topology import Topology
-from tests.harness.api import all_marked_published, job_form
+from tests.harness.api import ApiFactory, all_marked_published, job_form, published
 from tests.harness.broker import queue_counts
 from tests.harness.poll import poll
 
@@ -79,10 +80,75 @@ async def test_multipart_exactly_like_the_guides_curl_queues_a_premium_job(
         "completed_at": None,
     }
     assert await _job_rows(pool) == 1
-    # The job.queued event was published (confirmed) into the premium work queue before the 202.
+    # The job.queued event leaves after the 202 (the job was accepted once committed): once the api has
+    # settled its publishes, it is in the premium work queue, confirmed.
+    await published(api)
     assert (await queue_counts(amqp, topology.work_queue(Tier.PREMIUM)))[0] == 1
     assert (await queue_counts(amqp, topology.work_queue(Tier.FREE)))[0] == 0
     await poll(all_marked_published(pool), what="the outbox rows to be marked published")
+
+
+def _hold_publishes(api: Client, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """The api's broker confirms nothing until the returned event is set: a broker slow to answer."""
+    broker, confirmed = api.app[keys.BROKER], asyncio.Event()
+    publish = broker.publish_raw
+
+    async def held_publish(message: OutgoingMessage) -> None:
+        await confirmed.wait()
+        await publish(message)
+
+    monkeypatch.setattr(broker, "publish_raw", held_publish)
+    return confirmed
+
+
+async def test_a_job_is_accepted_once_committed_without_waiting_for_the_broker(
+    api: Client,
+    upload: Uploader,
+    pool: asyncpg.Pool,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asset = await upload()
+    confirmed = _hold_publishes(api, monkeypatch)
+
+    async with asyncio.timeout(15):  # an answer that waited for the held publish would never come
+        response = await api.post("/jobs", json={"asset_id": asset["id"], "prompt": "x", "tier": "premium"})
+
+    assert response.status == 202, await response.text()
+    assert await _job_rows(pool) == 1
+    assert (await queue_counts(amqp, topology.work_queue(Tier.PREMIUM)))[0] == 0  # its announcement is held
+    confirmed.set()
+    await published(api)
+    assert (await queue_counts(amqp, topology.work_queue(Tier.PREMIUM)))[0] == 1
+    assert await all_marked_published(pool)()
+
+
+async def test_a_stopping_api_publishes_what_it_accepted_before_its_broker_closes(
+    api_factory: ApiFactory,
+    upload: Uploader,
+    pool: asyncpg.Pool,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asset, stopping = await upload(), await api_factory()
+    confirmed = _hold_publishes(stopping, monkeypatch)
+    publisher = stopping.app[keys.PUBLISHER]
+    settle = publisher.settle
+
+    async def confirm_then_settle() -> None:
+        confirmed.set()  # the broker answers once the stop reaches the publishes: the broker is still open
+        await settle()
+
+    monkeypatch.setattr(publisher, "settle", confirm_then_settle)
+    response = await stopping.post("/jobs", json={"asset_id": asset["id"], "prompt": "x", "tier": "premium"})
+    assert response.status == 202, await response.text()
+
+    await stopping.close()
+
+    assert confirmed.is_set()
+    assert (await queue_counts(amqp, topology.work_queue(Tier.PREMIUM)))[0] == 1
 
 
 async def test_a_json_body_is_accepted_too(api: Client, upload: Uploader) -> None:
@@ -137,6 +203,7 @@ async def test_same_idempotency_key_and_body_give_the_same_job(
     ids = {(await response.json())["job"]["id"] for response in (first, again, as_json)}
     assert len(ids) == 1
     assert await _job_rows(pool) == 1
+    await published(api)
     assert (await queue_counts(amqp, topology.work_queue(Tier.PREMIUM)))[0] == 1
 
 

@@ -11,8 +11,10 @@ import pytest
 from aiohttp import FormData
 from pytest_aiohttp import AiohttpClient
 
+from services.api import keys
 from services.api.app import create_app
 from services.api.settings import ApiSettings
+from shared import outbox
 from tests.conftest import AppFactory, Client, SettingsFactory, app_factory, bearer
 from tests.harness.poll import poll
 from tests.worker.photos import encode, house
@@ -121,6 +123,7 @@ def submit(api: Client) -> Submitter:
         response = await api.post("/jobs", data=job_form(fields), headers=headers)
         assert response.status == 202, await response.text()
         job: dict[str, Any] = (await response.json())["job"]
+        await published(api)  # what a test reads of the broker next includes this job's announcement
         return job
 
     return post
@@ -150,6 +153,13 @@ async def table_counts(
     pool: asyncpg.Pool, tables: Sequence[str] = ("assets", "jobs", "job_events", "outbox")
 ) -> dict[str, int]:
     return {table: await pool.fetchval(f"SELECT count(*) FROM {table}") for table in tables}
+
+
+async def published(api: Client) -> None:
+    """Until the api's publishes under way are done and marked: it answers once a job is committed, and
+    its announcement leaves after the answer (shared/outbox/publishing.py)."""
+    await api.app[keys.PUBLISHER].settle()
+    await outbox.marks_of(api.app[keys.POOL]).settle()
 
 
 def all_marked_published(pool: asyncpg.Pool) -> Callable[[], Awaitable[bool]]:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from services.monitor import keys
 from shared import jobstate
 from tests.conftest import Client
 from tests.harness.api import JobWaiter, Submitter, Uploader
@@ -124,6 +125,7 @@ async def test_an_admin_retries_a_failed_job_as_a_new_one(
 
     page = await admin_json(monitor, f"/admin/jobs/{new['id']}")
     assert page["timeline"][0]["details"] == {"tier": job["tier"], "retry_of": job["id"]}
+    await monitor.app[keys.PUBLISHER].settle()  # its announcement leaves after the answer
     (event,) = await queued_events.events()  # announced like any submission
     assert str(event.job_id) == new["id"]
     # The failed job stays failed: histories only move forward.

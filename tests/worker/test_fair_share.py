@@ -15,7 +15,7 @@ from shared.broker import Broker
 from shared.domain import Tier
 from shared.topology import Topology
 from tests.conftest import TEST_OWNER, Client, bearer
-from tests.harness.api import ApiFactory, Uploader, job_form
+from tests.harness.api import ApiFactory, Uploader, job_form, published
 from tests.harness.broker import queue_counts
 from tests.harness.poll import poll
 from tests.harness.worker import WorkerFactory
@@ -57,6 +57,7 @@ async def test_a_backlog_keeps_at_most_its_share_in_the_queue_and_a_newcomer_sta
     response = await api.post("/jobs", data=form, headers=other)
     assert response.status == 202, await response.text()
     newcomer = str((await response.json())["job"]["id"])
+    await published(api)
 
     # Nothing consumes yet: the broker holds the backlog's share and the newcomer, PostgreSQL the rest.
     ready, _ = await queue_counts(amqp, topology.work_queue(Tier.FREE))
@@ -138,6 +139,7 @@ async def test_the_relay_releases_held_jobs_whose_owner_has_room(
     first, second = [await _post_job(api, asset, index) for index in range(2)]
     assert await pool.fetchval("SELECT held FROM jobs WHERE id = $1", second) is True
     await pool.execute("UPDATE jobs SET status = 'failed' WHERE id = $1", first)
+    await published(api)  # the first job's own announcement is out and marked: the relay leaves it alone
 
     assert await fairshare.release_with_room(pool, cap=1) == 1
     broker = await Broker.connect(amqp_url, topology, name="test-relay")

@@ -84,7 +84,7 @@ async def retry(request: web.Request) -> web.Response:
     failed, settings = await _load(request), request.app[keys.SETTINGS]
     if failed.status is not JobStatus.FAILED:
         raise Conflict(f"job is {failed.status.value}; only a failed job can be retried", field="job_id")
-    key, pool, broker = _retry_key(failed), request.app[keys.POOL], request.app[keys.BROKER]
+    key, pool = _retry_key(failed), request.app[keys.POOL]
     new = NewJob(
         failed.asset_id,
         failed.prompt,
@@ -99,7 +99,8 @@ async def retry(request: web.Request) -> web.Response:
         webhook_events=failed.webhook_events,
     )
     try:
-        job, status = await queueing.queue_job(pool, broker, new, fair_share_cap=settings.fair_share_queued), 201
+        publisher = request.app[keys.PUBLISHER]
+        job, status = await queueing.queue_job(publisher, new, fair_share_cap=settings.fair_share_queued), 201
     except asyncpg.UniqueViolationError:
         job, status = await jobs.find_by_idempotency_key(pool, failed.owner, key, ttl_s=None), 200
     if job is None:  # retention spares an asset a job uses, so only a hand-made deletion gets here
