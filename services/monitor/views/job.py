@@ -98,8 +98,8 @@ async def retry(request: web.Request) -> web.Response:
         webhook_url=failed.webhook_url,
         webhook_events=failed.webhook_events,
     )
+    publisher = request.app[keys.PUBLISHER]
     try:
-        publisher = request.app[keys.PUBLISHER]
         job, status = await queueing.queue_job(publisher, new, fair_share_cap=settings.fair_share_queued), 201
     except asyncpg.UniqueViolationError:
         job, status = await jobs.find_by_idempotency_key(pool, failed.owner, key, ttl_s=None), 200
