@@ -35,7 +35,17 @@ import aio_pika
 import asyncpg
 
 from bench import idle_latency
-from bench.harness import AMQP_URL, ROOT, WORK_DIR, _photo, cleanup_broker, fresh_database, stop, write_report
+from bench.harness import (
+    AMQP_URL,
+    ROOT,
+    WORK_DIR,
+    _photo,
+    cleanup_broker,
+    forget_jobs,
+    fresh_database,
+    stop,
+    write_report,
+)
 from bench.idle_latency import DATABASE_URL
 from bench.markdown import Report, Section, Verdict, paragraphs, spread_percent, table
 from shared import jobs
@@ -193,6 +203,7 @@ async def _until(check: Callable[[], Awaitable[bool]], process: subprocess.Popen
 
 async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
     """JOBS jobs through one consumer process of `system`: jobs/s from the first start to the last success."""
+    await _forget(pool)
     owner = f"drain-{system}-{uuid.uuid4().hex[:8]}"
     backlog = await _backlog(pool, owner)
     ids = await _insert(pool, backlog)
@@ -212,16 +223,15 @@ async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
     span = await pool.fetchval(
         "SELECT extract(epoch FROM max(completed_at) - min(started_at))::float8 FROM jobs WHERE owner = $1", owner
     )
-    await _forget(pool, owner)
     await _monitor_caught_up()
     return {"jobs_per_s": round(JOBS / float(span), 1), "drain_s": round(float(span), 2), "wall_s": round(wall, 2)}
 
 
-async def _forget(pool: asyncpg.Pool, owner: str) -> None:
-    """The round's rows and files, so that every round starts from the same database."""
-    await pool.execute("DELETE FROM jobs WHERE owner = $1", owner)
-    await pool.execute("DELETE FROM assets WHERE owner = $1", owner)
-    await pool.execute("DELETE FROM outbox WHERE published_at IS NOT NULL")
+async def _forget(pool: asyncpg.Pool) -> None:
+    """The rows and files of the rounds before (and of the idle latency's jobs), so that every round starts
+    from the same database: 5,000 jobs leave some 50,000 rows and row versions behind, which rounds that
+    only deleted them stepped over more of each time (bench.harness.forget_jobs)."""
+    await forget_jobs(pool, "assets")
     await asyncio.to_thread(shutil.rmtree, WORK_DIR / "drain-outputs", True)
 
 
@@ -309,9 +319,10 @@ METHOD = f"""
 `make bench` installs the baselines from `requirements-bench.lock` (the `bench` extra; they never reach the
 service image). A backlog of queued jobs of a 64×48 photo (`BENCH_DRAIN_JOBS`), the same rows for every system
 (each job queued with its `job.queued` history row, in a database of the benchmark's own, made afresh each
-run), one message per job in the system's own queue, then one consumer process of concurrency 8, timed from
-PostgreSQL's records (first `started_at` to last `completed_at`) until every job is `succeeded`. The monitor
-(`python -m services.monitor`) consumes every event throughout.
+run, its tables emptied and checkpointed before every round), one message per job in the system's own queue,
+then one consumer process of concurrency 8, timed from PostgreSQL's records (first `started_at` to last
+`completed_at`) until every job is `succeeded`. The monitor (`python -m services.monitor`) consumes every
+event throughout.
 
 - Luster: `python -m services.worker`, `ENGINE=noop` (a test-only engine: the photo decoded and re-encoded as a
   JPEG, cost 0; refused with `ENVIRONMENT=production`), `CONCURRENCY=8`.

@@ -1,0 +1,30 @@
+"""The benchmarks' harness: what every run starts from."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from bench.harness import forget_jobs
+from shared import jobs
+from shared.domain import Style, Tier
+from tests.conftest import TEST_OWNER, record_asset
+
+pytestmark = pytest.mark.integration
+
+TABLES = ("jobs", "job_events", "outbox", "assets")
+
+
+async def test_a_run_starts_from_empty_tables_written_after_a_checkpoint(pool: asyncpg.Pool) -> None:
+    asset_id = (await record_asset(pool)).id
+    for _ in range(50):
+        assert await jobs.insert_job(pool, jobs.NewJob(asset_id, "bench", Tier.FREE, Style.DEFAULT, TEST_OWNER))
+    await pool.execute("DELETE FROM jobs")  # what a DELETE leaves on disk, with autovacuum off as on CI
+    checkpoint_before = await pool.fetchval("SELECT checkpoint_lsn FROM pg_control_checkpoint()")
+
+    await forget_jobs(pool, "assets")
+
+    # Not a row, live or dead, for the next run to step over: the tables hold no page at all.
+    for table in TABLES:
+        assert await pool.fetchval("SELECT pg_relation_size($1::regclass)", table) == 0, table
+    assert await pool.fetchval("SELECT checkpoint_lsn FROM pg_control_checkpoint()") > checkpoint_before
