@@ -39,6 +39,7 @@ from bench.harness import (
     AMQP_URL,
     ROOT,
     WORK_DIR,
+    CpuReading,
     _photo,
     cleanup_broker,
     forget_jobs,
@@ -192,17 +193,20 @@ async def _monitor_caught_up() -> None:
     await poll(empty, within=600, what="the monitor to catch up", every=0.5)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], process: subprocess.Popen[bytes], what: str) -> None:
+async def _until(
+    check: Callable[[], Awaitable[bool]], process: subprocess.Popen[bytes], what: str, *, every: float = 0.2
+) -> None:
     async def done() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{what}: the consumer exited with {process.returncode}")
         return await check()
 
-    await poll(done, within=1800, what=what, every=0.2)
+    await poll(done, within=1800, what=what, every=every)
 
 
 async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
-    """JOBS jobs through one consumer process of `system`: jobs/s from the first start to the last success."""
+    """JOBS jobs through one consumer process of `system`: jobs/s from the first start to the last success,
+    and the CPU each job took, by where it was spent, from the first start on (not the consumer's start-up)."""
     await _forget(pool)
     owner = f"drain-{system}-{uuid.uuid4().hex[:8]}"
     backlog = await _backlog(pool, owner)
@@ -212,11 +216,18 @@ async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
     consumer = spawn(f"{NAME}-{system}", COMMANDS[system])
     try:
 
+        async def started() -> bool:
+            return bool(await pool.fetchval("SELECT count(*) FROM jobs WHERE owner = $1 AND status <> 'queued'", owner))
+
         async def drained() -> bool:
             left = "SELECT count(*) FROM jobs WHERE owner = $1 AND status <> 'succeeded'"
             return not await pool.fetchval(left, owner)
 
+        await _until(started, consumer, f"the first job through {system}", every=0.02)
+        before = CpuReading.now(consumer.pid)
+        finished_before = await pool.fetchval(_SUCCEEDED, owner)
         await _until(drained, consumer, f"{JOBS} jobs through {system}")
+        used = CpuReading.now(consumer.pid).since(before)
         wall = time.perf_counter() - began
     finally:
         stop(consumer)
@@ -224,7 +235,16 @@ async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
         "SELECT extract(epoch FROM max(completed_at) - min(started_at))::float8 FROM jobs WHERE owner = $1", owner
     )
     await _monitor_caught_up()
-    return {"jobs_per_s": round(JOBS / float(span), 1), "drain_s": round(float(span), 2), "wall_s": round(wall, 2)}
+    cpu = {f"{where}_us_per_job": us for where, us in used.per(JOBS - finished_before).items()}
+    return {
+        "jobs_per_s": round(JOBS / float(span), 1),
+        "drain_s": round(float(span), 2),
+        "wall_s": round(wall, 2),
+        **cpu,
+    }
+
+
+_SUCCEEDED = "SELECT count(*) FROM jobs WHERE owner = $1 AND status = 'succeeded'"
 
 
 async def _forget(pool: asyncpg.Pool) -> None:
@@ -285,6 +305,10 @@ async def main() -> dict[str, Any]:
 
 def _report(rounds: dict[str, list[dict[str, float]]], idle: list[dict[str, float]]) -> dict[str, Any]:
     rates = {system: statistics.median(r["jobs_per_s"] for r in results) for system, results in rounds.items()}
+    cpu = {
+        system: {column: round(statistics.median(r[column] for r in results)) for column in CPU_COLUMNS}
+        for system, results in rounds.items()
+    }
     faster = max(("dramatiq", "celery"), key=lambda system: rates[system])
     return {
         "benchmark": f"{JOBS} queued no-op jobs of a 64×48 photo through one consumer process of concurrency 8, "
@@ -293,6 +317,7 @@ def _report(rounds: dict[str, list[dict[str, float]]], idle: list[dict[str, floa
         "jobs_per_s": {system: round(rate, 1) for system, rate in rates.items()},
         "faster_baseline": faster,
         "ratio_to_faster_baseline": round(rates["luster"] / rates[faster], 2),
+        "cpu_us_per_job": cpu,
         "target_ratio": TARGET,
         "idle_latency_ms": {
             "p50": round(statistics.median(r["p50_ms"] for r in idle), 2),
@@ -301,6 +326,16 @@ def _report(rounds: dict[str, list[dict[str, float]]], idle: list[dict[str, floa
         },
         "rounds": {**rounds, "idle_latency": idle},
     }
+
+
+# CPU per job, where it was spent: the consumer's processes, the two servers, the whole machine (the monitor's
+# share is in the machine's).
+CPU_COLUMNS = {
+    "process_us_per_job": "consumer µs/job",
+    "postgresql_us_per_job": "PostgreSQL µs/job",
+    "rabbitmq_us_per_job": "RabbitMQ µs/job",
+    "machine_us_per_job": "machine µs/job",
+}
 
 
 def over_budget(report: dict[str, Any]) -> str | None:
@@ -391,6 +426,7 @@ def section(report: Report | None) -> Section:
         ),
         f"Luster ÷ the faster baseline ({faster.capitalize()}): **{ratio}×**; the rounds lie within "
         f"±{spread:.0f} % of their medians.",
+        _cpu_table(report),
         _idle_table(report),
         WHY,
     )
@@ -401,6 +437,22 @@ def section(report: Report | None) -> Section:
         over_budget(report),
     )
     return Section(title, command, METHOD, results, verdict)
+
+
+def _cpu_table(report: Report) -> str:
+    """Where a job's CPU went, medians of the rounds, from each round's first start to its last success."""
+    if "cpu_us_per_job" not in report:  # a report from before it was measured
+        return ""
+    rows = [
+        (system.capitalize(), *(f"{used[column]:,}" for column in CPU_COLUMNS))
+        for system, used in report["cpu_us_per_job"].items()
+    ]
+    return paragraphs(
+        "CPU per job, medians of the rounds, from the round's first start to its last success: the consumer's "
+        "processes (Dramatiq's workers are its children), every PostgreSQL and RabbitMQ process, and the whole "
+        "machine (the monitor and the bench's own polling are in its share).",
+        table(("consumer", *CPU_COLUMNS.values()), rows),
+    )
 
 
 def _idle_table(report: Report) -> str:

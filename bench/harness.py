@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and of every process under it (Dramatiq's workers are its children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # ended since the listing
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    total, unvisited = 0.0, [pid]
+    while unvisited:
+        process = unvisited.pop()
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(process)
+        unvisited.extend(children.get(process, ()))
+    return total
+
+
 # The servers a workload talks to besides its own process, by the system user their processes run as.
 SERVER_USERS = {"postgresql": "postgres", "rabbitmq": "rabbitmq"}
 
@@ -220,6 +238,29 @@ def machine_busy_seconds() -> float:
         int(field) for field in Path("/proc/stat").read_text().split(maxsplit=9)[1:9]
     )
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds used so far by a process (with its children), by PostgreSQL and RabbitMQ, and by the
+    whole machine: where a benchmark's work went, and whether the machine was the limit."""
+
+    process: float
+    postgresql: float
+    rabbitmq: float
+    machine: float
+
+    @classmethod
+    def now(cls, pid: int) -> CpuReading:
+        servers = servers_cpu_seconds()
+        return cls(tree_cpu_seconds(pid), servers["postgresql"], servers["rabbitmq"], machine_busy_seconds())
+
+    def since(self, earlier: CpuReading) -> CpuReading:
+        return CpuReading(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
+
+    def per(self, count: int) -> dict[str, float]:
+        """Microseconds per unit of work (a request, a job), by where they were spent."""
+        return {field: round(seconds / count * 1e6) for field, seconds in asdict(self).items()}
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,14 @@ from bench.harness import (
     AMQP_URL,
     ROOT,
     WORK_DIR,
+    CpuReading,
     bench_headers,
     cleanup_broker,
     cpu_seconds,
     forget_jobs,
     fresh_database,
     listing_photo,
-    machine_busy_seconds,
     ready,
-    servers_cpu_seconds,
     start_api,
     stop,
     upload_asset,
@@ -253,29 +252,11 @@ async def measure(system: System, workload: Workload, seconds: int = SECONDS) ->
         round(rate, 1),
         round(p50, 2),
         round(p99, 2),
-        per_request(used.server),
+        per_request(used.process),
         per_request(used.postgresql),
         per_request(used.rabbitmq),
         per_request(used.machine),
     )
-
-
-@dataclass(frozen=True)
-class CpuReading:
-    """CPU seconds used so far by the server process, by PostgreSQL and RabbitMQ, and by the whole machine."""
-
-    server: float
-    postgresql: float
-    rabbitmq: float
-    machine: float
-
-    @classmethod
-    def now(cls, pid: int) -> CpuReading:
-        servers = servers_cpu_seconds()
-        return cls(cpu_seconds(pid), servers["postgresql"], servers["rabbitmq"], machine_busy_seconds())
-
-    def since(self, earlier: CpuReading) -> CpuReading:
-        return CpuReading(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
 
 
 async def _settled(system: System) -> None:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import asyncpg
 import pytest
 
-from bench.harness import cpu_seconds, machine_busy_seconds, servers_cpu_seconds
+from bench.harness import cpu_seconds, machine_busy_seconds, servers_cpu_seconds, tree_cpu_seconds
+
+# A child that burns half a second of CPU, says so, then waits for its stdin to close.
+_BURNING_CHILD = """
+import sys, time
+started = time.process_time()
+while time.process_time() - started < 0.5:
+    pass
+print("burnt", flush=True)
+sys.stdin.read()
+"""
 
 
 def _burn(seconds: float) -> None:
@@ -40,3 +53,17 @@ async def test_a_query_counts_as_postgresqls_cpu_not_rabbitmqs(database_url: str
     assert backend_used > 0.1
     assert postgresql >= backend_used - 0.02
     assert after["rabbitmq"] - before["rabbitmq"] < postgresql
+
+
+def test_a_process_trees_cpu_counts_its_childrens() -> None:
+    own_before, tree_before = cpu_seconds(os.getpid()), tree_cpu_seconds(os.getpid())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BURNING_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "burnt\n"
+        tree_used, own_used = tree_cpu_seconds(os.getpid()) - tree_before, cpu_seconds(os.getpid()) - own_before
+    finally:
+        child.communicate("")
+    # The child's half second (and its interpreter's start-up) is in the tree's count, not in this process's.
+    assert tree_used - own_used >= 0.45

@@ -77,6 +77,15 @@ DRAIN = {
     "jobs_per_s": {"luster": 181.5, "dramatiq": 184.3, "celery": 181.4},
     "faster_baseline": "dramatiq",
     "ratio_to_faster_baseline": 0.98,
+    "cpu_us_per_job": {
+        system: {
+            "process_us_per_job": process,
+            "postgresql_us_per_job": 1030,
+            "rabbitmq_us_per_job": 750,
+            "machine_us_per_job": process + 2300,
+        }
+        for system, process in (("luster", 2644), ("dramatiq", 3810), ("celery", 4102))
+    },
     "idle_latency_ms": {"p50": 4.9, "p99": 9.3, "target_p50": 5.0},
     "rounds": {
         "luster": [{"jobs_per_s": 183.5}, {"jobs_per_s": 172.4}],
@@ -224,6 +233,8 @@ def test_drain_reports_each_consumer_the_ratio_and_both_targets() -> None:
     text = page(drain.section(DRAIN))
     assert "| Luster | 181.5 | 183.5, 172.4 |" in text
     assert "Luster ÷ the faster baseline (Dramatiq): **0.98×**" in text
+    assert "| Luster | 2,644 | 1,030 | 750 | 4,944 |" in text
+    assert "| Celery | 4,102 | 1,030 | 750 | 6,402 |" in text
     assert "| p50 | 4.81 ms | 4.98 ms | **4.9 ms** (target ≤ 5.0 ms) |" in text
     assert "✗ (drain: Luster drained at 0.98× the jobs/s of dramatiq (target 1.2×))" in text
 
@@ -284,3 +295,10 @@ def test_every_sections_command_runs_its_benchmark_alone() -> None:
         module = command.removeprefix("python -m ")
         source = (Path(__file__).resolve().parents[2] / Path(*module.split("."))).with_suffix(".py").read_text()
         assert 'if __name__ == "__main__":' in source, f"`{command}` would import {module} and do nothing"
+
+
+def test_a_drain_report_from_before_the_cpu_was_counted_still_renders() -> None:
+    earlier = {key: value for key, value in DRAIN.items() if key != "cpu_us_per_job"}
+    text = page(drain.section(earlier))
+    assert "| Luster | 181.5 | 183.5, 172.4 |" in text
+    assert "µs/job" not in text
