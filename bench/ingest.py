@@ -244,18 +244,9 @@ async def measure(system: System, workload: Workload, seconds: int = SECONDS) ->
     used = CpuReading.now(system.process.pid).since(before)
     await _settled(system)
     rate, p50, p99, total = parse_wrk(output)
-
-    def per_request(cpu_s: float) -> float:
-        return round(cpu_s / total * 1e6)
-
+    cpu = used.per(total)
     return Run(
-        round(rate, 1),
-        round(p50, 2),
-        round(p99, 2),
-        per_request(used.process),
-        per_request(used.postgresql),
-        per_request(used.rabbitmq),
-        per_request(used.machine),
+        round(rate, 1), round(p50, 2), round(p99, 2), cpu["process"], cpu["postgresql"], cpu["rabbitmq"], cpu["machine"]
     )
 
 
