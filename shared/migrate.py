@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +18,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # Every release of every service runs this as its pre-deploy step, so two may start at once; this key
 # (b"luster:m" as a bigint) names the one session-level advisory lock they queue on, per database.
 MIGRATION_LOCK = 0x6C75_7374_6572_3A6D
+# How often a runner that found the lock taken tries again. It waits between statements, never inside one:
+# a session blocked in pg_advisory_lock holds a snapshot, and a migration building an index CONCURRENTLY
+# waits for every older snapshot in its database, so the runner holding the lock would wait on the runner
+# waiting for it, a cycle through one process's two connections that PostgreSQL cannot see.
+LOCK_RETRY_S = 0.5
 
 
 def configured_url() -> str:
@@ -46,9 +52,12 @@ async def _upgrade_under_lock(dsn: str) -> None:
     # mid-migration never leaves the next one waiting forever (its transaction rolls back too).
     connection = await asyncpg.connect(dsn)
     try:
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK):
-            print("luster: another migration is running; waiting for it to finish", flush=True)
-            await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        for attempt in itertools.count():
+            if await connection.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK):
+                break
+            if attempt == 0:
+                print("luster: another migration is running; waiting for it to finish", flush=True)
+            await asyncio.sleep(LOCK_RETRY_S)
         # Alembic's env.py runs its own event loop, so the upgrade gets a thread while this loop keeps the lock.
         await asyncio.to_thread(command.upgrade, alembic_config(dsn), "head")
         await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
