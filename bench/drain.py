@@ -408,13 +408,14 @@ Dramatiq's 7,606, Celery's 8,222: 1.12× less than the faster baseline, and less
 process 3,720 against 4,232; PostgreSQL 1,188 against 1,540, the group commit's doing). Short runs of the same
 day measured Luster at 5,450 to 5,490 µs a job and Dramatiq at 6,870 (1.25×): every system's CPU per job moves
 by a fifth from hour to hour on this machine, and a ratio this close to its target crosses it with them.
-Before that day the rounds only deleted their rows, and these machines run PostgreSQL with autovacuum off: after
+Until then the rounds only deleted their rows, and these machines run PostgreSQL with autovacuum off: after
 nine rounds `outbox` held 183,000 dead rows and `jobs` and `job_events` 136,800 each (some 150 MB against
 128 MB of shared buffers), and every round stepped over more of them than the one before. Rounds fell through
-every run for all three (the 2026-12-05 page's Luster: 193.6, 183.4, 142.9, 156.2, 150.5), and they fell
-faster for the baselines, whose per-job transactions touch the bloated indexes more often: the same hour, three
-rounds each, measured 1.36× that way and 1.19× from emptied tables. Every round now starts from emptied,
-checkpointed tables (`bench.harness.forget_jobs`).
+every run for all three (the previous page's Luster, at 18989b6: 193.6, 183.4, 142.9, 156.2, 150.5), and the
+bloat cost the baselines more than Luster (likely because their transaction per change touches the bloated
+tables more often than a group commit does): the same hour, three rounds each, measured 1.36× with deleting
+rounds and 1.19× from emptied tables, where the baselines drained 152 to 203 jobs/s before and 195 to 224
+after. Every round now starts from emptied, checkpointed tables (`bench.harness.forget_jobs`).
 
 In exploratory runs (3,000 and 5,000 jobs, not on this page), Luster drained 173 and 183 jobs/s before, 200
 to 254 with the group commit, and 257 and 326 with the publishing moved off the job's path as well, while
