@@ -204,6 +204,9 @@ async def _until(
     await poll(done, within=1800, what=what, every=every)
 
 
+_SUCCEEDED = "SELECT count(*) FROM jobs WHERE owner = $1 AND status = 'succeeded'"
+
+
 async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
     """JOBS jobs through one consumer process of `system`: jobs/s from the first start to the last success,
     and the CPU each job took, by where it was spent, from the first start on (not the consumer's start-up)."""
@@ -242,9 +245,6 @@ async def _round(pool: asyncpg.Pool, system: str) -> dict[str, float]:
         "wall_s": round(wall, 2),
         **cpu,
     }
-
-
-_SUCCEEDED = "SELECT count(*) FROM jobs WHERE owner = $1 AND status = 'succeeded'"
 
 
 async def _forget(pool: asyncpg.Pool) -> None:

@@ -29,9 +29,11 @@ INDEX = "idx_jobs_owner_idempotency_key"
 
 
 def upgrade() -> None:
+    # No IF NOT EXISTS: a concurrent build that failed leaves an invalid index of this name behind, which a
+    # rerun must not take for the real one before it drops the constraint. It stops instead, naming it.
     with op.get_context().autocommit_block():
         op.execute(
-            f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON jobs (owner, idempotency_key)"
+            f"CREATE UNIQUE INDEX CONCURRENTLY {INDEX} ON jobs (owner, idempotency_key)"
             " WHERE idempotency_key IS NOT NULL"
         )
     op.execute(f"ALTER TABLE jobs DROP CONSTRAINT IF EXISTS {CONSTRAINT}")
@@ -39,6 +41,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
-        op.execute(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {CONSTRAINT} ON jobs (owner, idempotency_key)")
+        op.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {CONSTRAINT} ON jobs (owner, idempotency_key)")
     op.execute(f"ALTER TABLE jobs ADD CONSTRAINT {CONSTRAINT} UNIQUE USING INDEX {CONSTRAINT}")
     op.execute(f"DROP INDEX IF EXISTS {INDEX}")
