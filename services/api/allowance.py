@@ -1,12 +1,15 @@
-"""What a key may still do, as one limited request found it (services/api/limits.py counts it)."""
+"""What a key may still do, as one limited request found it (services/api/keycounter.py counts it)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from shared.errors import TooManyRequests
+
+Action = Literal["uploads", "jobs"]
 
 
 @dataclass(frozen=True)

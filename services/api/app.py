@@ -56,6 +56,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             database(settings),
             broker(settings, name="luster-api"),
             publisher,
+            resources.key_counter,
             heartbeat,
             resources.outbox_relay,
             resources.moderation,

@@ -2,7 +2,8 @@
 
 The key is looked up by the SHA-256 of its token on every request, so a revocation takes effect at
 once on every api instance; on a limited endpoint the same statement counts the request against the
-key's limits (services/api/limits.py). Its last use is written at most once a minute.
+key's limits, with the other limited requests under way (services/api/keycounter.py). Its last use is
+written at most once a minute.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from services.api import keys, limits
+from services.api import keys
 from services.api.caller import Caller
 from shared import apikeys
 from shared.errors import Unauthenticated
@@ -44,7 +45,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     action = request.app[keys.LIMITED].get(request.match_info.handler)
     if action is None:
         key = await apikeys.find_active(pool, token)
-    elif found := await limits.authenticate_and_count(pool, token, action, request.app[keys.SETTINGS]):
+    elif found := await request.app[keys.KEY_COUNTER].authenticate_and_count(token, action):
         key, request[keys.ALLOWANCE] = found
     else:
         key = None

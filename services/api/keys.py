@@ -6,6 +6,7 @@ from aiohttp import web
 
 from services.api.allowance import Allowance
 from services.api.caller import Caller
+from services.api.keycounter import KeyCounter
 from services.api.metrics import ApiMetrics
 from services.api.moderation import Moderator
 from services.api.openapi import Document
@@ -24,6 +25,7 @@ UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
 MODERATOR = web.AppKey("moderator", Moderator)
+KEY_COUNTER = web.AppKey("key_counter", KeyCounter)
 JOB_WATCH = web.AppKey("job_watch", JobWatch)
 # The same kind of watch on batches: what GET /batches/{id}/events streams from (shared/batchwatch.py).
 BATCH_WATCH = web.AppKey("batch_watch", JobWatch)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.api import keys
+from services.api.keycounter import KeyCounter
 from services.api.moderation import moderator_for
 from shared import batchwatch, fairshare, outbox
 from shared.jobwatch import JobWatch
@@ -39,6 +40,13 @@ async def outbox_relay(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def key_counter(app: web.Application) -> AsyncIterator[None]:
+    """What authenticates and counts the limited requests, many a statement (services/api/keycounter.py)."""
+    app[keys.KEY_COUNTER] = KeyCounter(app[keys.POOL], app[keys.SETTINGS])
+    yield
+    await app[keys.KEY_COUNTER].settle()
 
 
 async def moderation(app: web.Application) -> AsyncIterator[None]:
