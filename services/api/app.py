@@ -57,6 +57,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             broker(settings, name="luster-api"),
             publisher,
             resources.key_counter,
+            resources.intake,
             heartbeat,
             resources.outbox_relay,
             resources.moderation,

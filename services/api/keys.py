@@ -14,6 +14,7 @@ from services.api.settings import ApiSettings
 from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import resources
+from shared.intake import Intake
 from shared.jobwatch import JobWatch
 from shared.storage import Store
 
@@ -26,6 +27,7 @@ OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
 MODERATOR = web.AppKey("moderator", Moderator)
 KEY_COUNTER = web.AppKey("key_counter", KeyCounter)
+INTAKE = web.AppKey("intake", Intake)
 JOB_WATCH = web.AppKey("job_watch", JobWatch)
 # The same kind of watch on batches: what GET /batches/{id}/events streams from (shared/batchwatch.py).
 BATCH_WATCH = web.AppKey("batch_watch", JobWatch)

@@ -13,6 +13,7 @@ from services.api import keys
 from services.api.keycounter import KeyCounter
 from services.api.moderation import moderator_for
 from shared import batchwatch, fairshare, outbox
+from shared.intake import Intake
 from shared.jobwatch import JobWatch
 from shared.storage import open_stores
 
@@ -47,6 +48,13 @@ async def key_counter(app: web.Application) -> AsyncIterator[None]:
     app[keys.KEY_COUNTER] = KeyCounter(app[keys.POOL], app[keys.SETTINGS])
     yield
     await app[keys.KEY_COUNTER].settle()
+
+
+async def intake(app: web.Application) -> AsyncIterator[None]:
+    """What queues new jobs, those submitted together by one statement (shared/intake.py)."""
+    app[keys.INTAKE] = Intake(app[keys.PUBLISHER])
+    yield
+    await app[keys.INTAKE].settle()
 
 
 async def moderation(app: web.Application) -> AsyncIterator[None]:

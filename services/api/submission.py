@@ -1,4 +1,4 @@
-"""Accepting a job: idempotency, then the job row and its queued event (shared/queueing.py)."""
+"""Accepting a job: idempotency, then the job row and its queued event (shared/intake.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from opentelemetry import trace
 
 from services.api.schemas import JobCreate
 from shared import idempotency as idempotency_keys
-from shared import jobs, queueing
+from shared import jobs
 from shared.errors import InvalidField, NotFound
+from shared.intake import Intake
 from shared.jobs import Job, NewJob
-from shared.outbox import Publisher
 from shared.telemetry.tracing import trace_id_of
 from shared.webhooks.subscription import event_names
 
@@ -60,7 +60,7 @@ def _current_trace_id() -> str | None:
 
 
 async def submit(
-    publisher: Publisher,
+    intake: Intake,
     request: JobCreate,
     *,
     idempotency: Idempotency,
@@ -84,11 +84,11 @@ async def submit(
         webhook_url=request.webhook_url,
         webhook_events=event_names(request.webhook_events),
     )
-    pool = publisher.pool
+    pool = intake.publisher.pool
     if key is not None:
         await jobs.release_expired_idempotency_key(pool, owner, key, ttl_s=idempotency.ttl_s)
     try:
-        job = await queueing.queue_job(publisher, new, fair_share_cap=fair_share_cap)
+        job = await intake.queue(new, fair_share_cap=fair_share_cap)
     except asyncpg.UniqueViolationError:
         # Two requests with one key raced; the loser answers with the winner's job.
         replay = await find_replay(pool, idempotency, print_)

@@ -82,7 +82,7 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
         )
         job_request = job_request.model_copy(update={"asset_id": asset.id})
     submission = await submit(
-        request.app[keys.PUBLISHER],
+        request.app[keys.INTAKE],
         job_request,
         idempotency=idempotency,
         print_=print_,
