@@ -5,11 +5,12 @@ job, in one atomic statement; here the submissions under way together (shared/co
 statement, its round trip and its COMMIT. Each job is still its own: its row only on an asset of its
 owner's, held when over its owner's fair share, announced once committed, in its caller's trace.
 
-A job the batch did not write for a reason of its own goes again alone, through queueing.queue_job, which
-answers as it always has: its Idempotency-Key taken (UniqueViolationError: the caller replays), or no such
-asset of its owner's (None). When the statement fails, the server rolled all of it back, and every job
-goes again alone: one bad job (or a deadlock with another instance) is nobody else's. A connection lost
-on the way leaves the outcome unknown: that is raised to each, as it would be for one job alone.
+A job the batch did not write for a reason of its own goes again alone, by the statement that writes one
+job (jobs.insert_announced_job), which answers as it always has: its Idempotency-Key taken
+(UniqueViolationError: the caller replays), or no such asset of its owner's (None). When the statement
+fails, the server rolled all of it back, and every job goes again alone: one bad job (or a deadlock with
+another instance) is nobody else's. A connection lost on the way leaves the outcome unknown: that is
+raised to each, as it would be for one job alone.
 
 An owner's jobs in one batch each count against its fair share: the function that decides whether a job
 is held takes the owner's lock and counts with a snapshot of its own (it is VOLATILE), which sees the rows
@@ -26,7 +27,7 @@ from typing import Final
 
 import asyncpg
 
-from shared import queueing
+from shared import jobs, queueing
 from shared.coalescing import Coalescer
 from shared.jobs import Job, NewJob
 from shared.messages import OutgoingMessage
@@ -111,14 +112,11 @@ class Intake:
         job_id = uuid.uuid4()
         announce = queueing.queued_message(self.publisher.broker, job_id, new)
         queued = await self._batches.ask(_Ask(new, job_id, announce, fair_share_cap))
-        if isinstance(queued, _Alone):
-            return await queueing.queue_job(self.publisher, new, fair_share_cap=fair_share_cap)
-        if queued is None:
-            return None
-        job, staged = queued
-        if not job.held:
-            self.publisher.publish([staged])
-        return job
+        if isinstance(queued, _Alone):  # nothing of it was written: the same job, by its own statement
+            queued = await jobs.insert_announced_job(
+                self.publisher.pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
+            )
+        return queueing.announced(self.publisher, queued)
 
     async def settle(self) -> None:
         await self._batches.settle()

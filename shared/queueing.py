@@ -14,7 +14,7 @@ from shared.broker import Broker, event_message
 from shared.events import JobQueued, make_event
 from shared.jobs import Job, NewJob
 from shared.messages import OutgoingMessage
-from shared.outbox import Publisher
+from shared.outbox import Publisher, Staged
 from shared.topology import queued_routing_key
 
 
@@ -36,6 +36,11 @@ async def queue_job(publisher: Publisher, new: NewJob, *, fair_share_cap: int = 
     inserted = await jobs.insert_announced_job(
         publisher.pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
     )
+    return announced(publisher, inserted)
+
+
+def announced(publisher: Publisher, inserted: tuple[Job, Staged] | None) -> Job | None:
+    """The job just written, its announcement on its way unless the job is held (its release publishes it)."""
     if inserted is None:
         return None
     job, staged = inserted
