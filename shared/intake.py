@@ -130,16 +130,15 @@ class Intake:
         except asyncpg.PostgresError:
             return [ALONE] * len(asks)  # the server refused the statement and rolled it back: nothing written
         written = {record["id"]: record for record in records}
-        answers: dict[int, Queued] = {}
-        for ask in batch:
-            record = written.get(ask.job_id)
-            if record is not None:
-                values = dict(record)
-                staged = Staged(values.pop("outbox_id"), ask.announce)
-                answers[id(ask)] = (Job.from_values(values), staged)
-            else:  # an owner's idempotency key taken, or no such asset: alone, it hears which
-                answers[id(ask)] = ALONE if ask.new.idempotency_key is not None else None
-        return [answers[id(ask)] for ask in asks]
+        return [_queued(ask, written.get(ask.job_id)) for ask in asks]
+
+
+def _queued(ask: _Ask, record: asyncpg.Record | None) -> Queued:
+    if record is None:  # an owner's idempotency key taken, or no such asset: alone, it hears which
+        return ALONE if ask.new.idempotency_key is not None else None
+    values = dict(record)
+    staged = Staged(values.pop("outbox_id"), ask.announce)
+    return Job.from_values(values), staged
 
 
 def _parameters(batch: Sequence[_Ask]) -> list[list[object]]:
