@@ -50,7 +50,11 @@ class ApiKey:
     def from_record(cls, record: asyncpg.Record) -> ApiKey:
         """The key's own columns of `record`; never its token's digest or its webhook secret, which is read
         only where a delivery is signed (shared/webhooks/secrets.py)."""
-        return cls(**{field.name: record[field.name] for field in dataclasses.fields(cls)})
+        return cls(**{name: record[name] for name in _KEY_COLUMNS})
+
+
+# Read on every authenticated request: named once, not looked up through dataclasses.fields each time.
+_KEY_COLUMNS = tuple(field.name for field in dataclasses.fields(ApiKey))
 
 
 def digest(token: str) -> bytes:
