@@ -39,9 +39,9 @@ log = structlog.get_logger()
 REASON_HEADER = "x-luster-reason"
 QUEUE_HEADER = "x-luster-queue"  # the queue the message was taken from, where a re-queue sends it back
 DEAD_AT_HEADER = "x-luster-dead-lettered-at"
+PERSISTENT = aio_pika.DeliveryMode.PERSISTENT.value
 # What "the broker is away" looks like to a publisher, as opposed to a bug: a lost connection (aio-pika's
 # AMQPConnectionError is a ConnectionError), a channel the robust connection has not reopened yet, no confirm in time.
-PERSISTENT = aio_pika.DeliveryMode.PERSISTENT.value
 BROKER_DOWN_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, ChannelInvalidStateError, TimeoutError)
 
 
@@ -90,7 +90,7 @@ class Broker:
 
         Straight onto the channel's aiormq channel, as aio-pika's Exchange.publish does, without the
         Message and Exchange objects it builds on the way: every job publishes several messages, and
-        those objects were a fifth of what a publish cost the api.
+        building those was some 15 % of a publish's CPU (130-141 against 111-123 µs a message, side by side).
         """
         if self.channel.is_closed:  # a robust channel between connections: the relay publishes later
             raise ChannelInvalidStateError(f"{self.channel!r} closed")
