@@ -86,5 +86,9 @@ async def release_with_room(pool: asyncpg.Pool, *, cap: int) -> int:
     """Release every owner's held jobs that have room (all of them when `cap` is 0: holding is off),
     and any held job that is no longer queued; the relay publishes them. How many were released."""
     async with pool.acquire() as connection, connection.transaction():
+        # Planned for the jobs there are now, every time: a plan PostgreSQL cached while `jobs` was nearly
+        # empty (a new database, one just emptied) nests loops over what are soon thousands of held jobs, and
+        # such a pass took 20 s against 6 ms planned afresh (seen in bench/tracing_overhead.py's runs).
+        await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         released = await connection.fetch(_RELEASE_ALL, cap if cap > 0 else 2**31 - 1)
     return len(released)
