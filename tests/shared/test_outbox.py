@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -16,6 +17,7 @@ from shared import outbox
 from shared.broker import Broker, event_message
 from shared.domain import Tier
 from shared.events import JobCanceled, make_event
+from shared.outbox import publishing
 from shared.telemetry.tracing import tracer
 from shared.topology import Topology
 
@@ -104,6 +106,33 @@ async def test_the_marks_of_concurrent_publishes_are_all_written_by_the_time_the
     assert await pool.fetchval(unmarked, ids) == 0
     assert await outbox.relay_once(pool, broker, min_age_s=0) == 0
     assert len([await tap.get(timeout=5) for _ in staged]) == len(staged)
+
+
+async def test_marks_added_one_after_another_share_one_update(
+    pool: asyncpg.Pool, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gathering window far longer than the loop turns below take, however loaded the machine.
+    monkeypatch.setattr(publishing, "MARK_GATHER_S", 1.0)
+    staged = [(await _stage_in_request(pool, broker))[0] for _ in range(3)]
+    updates: list[list[int]] = []
+
+    class CountingPool:
+        """The pool, with the marks' UPDATEs counted (asyncpg's Pool takes no attribute of ours)."""
+
+        async def execute(self, query: str, *args: Any) -> str:
+            if "UPDATE outbox SET published_at" in query:
+                updates.append(list(args[0]))
+            return await pool.execute(query, *args)
+
+    marks = outbox.PublishedMarks(CountingPool())  # type: ignore[arg-type]  # only execute is used
+    for item in staged:
+        marks.add([item.outbox_id])
+        await asyncio.sleep(0)  # a turn of the loop: without the window, the first UPDATE would start here
+    await marks.settle()
+
+    assert updates == [[item.outbox_id for item in staged]]
+    unmarked = "SELECT count(*) FROM outbox WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
+    assert await pool.fetchval(unmarked, [item.outbox_id for item in staged]) == 0
 
 
 async def test_flush_leaves_the_row_to_the_relay_while_the_broker_is_away(
