@@ -6,7 +6,7 @@ statement, its round trip and its COMMIT. Each job is still its own: its row onl
 owner's, held when over its owner's fair share, announced once committed, in its caller's trace.
 
 A job the batch did not write for a reason of its own goes again alone, by the statement that writes one
-job (jobs.insert_announced_job), which answers as it always has: its Idempotency-Key taken
+job (queueing.queue_announced), which answers as it always has: its Idempotency-Key taken
 (UniqueViolationError: the caller replays), or no such asset of its owner's (None). When the statement
 fails, the server rolled all of it back, and every job goes again alone: one bad job (or a deadlock with
 another instance) is nobody else's. A connection lost on the way leaves the outcome unknown: that is
@@ -27,7 +27,7 @@ from typing import Final
 
 import asyncpg
 
-from shared import jobs, queueing
+from shared import queueing
 from shared.coalescing import Coalescer
 from shared.jobs import Job, NewJob
 from shared.messages import OutgoingMessage
@@ -113,8 +113,8 @@ class Intake:
         announce = queueing.queued_message(self.publisher.broker, job_id, new)
         queued = await self._batches.ask(_Ask(new, job_id, announce, fair_share_cap))
         if isinstance(queued, _Alone):  # nothing of it was written: the same job, by its own statement
-            queued = await jobs.insert_announced_job(
-                self.publisher.pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
+            return await queueing.queue_announced(
+                self.publisher, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
             )
         return queueing.announced(self.publisher, queued)
 

@@ -33,6 +33,13 @@ async def queue_job(publisher: Publisher, new: NewJob, *, fair_share_cap: int = 
     """
     job_id = uuid.uuid4()
     announce = queued_message(publisher.broker, job_id, new)
+    return await queue_announced(publisher, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap)
+
+
+async def queue_announced(
+    publisher: Publisher, new: NewJob, *, job_id: uuid.UUID, announce: OutgoingMessage, fair_share_cap: int = 0
+) -> Job | None:
+    """`queue_job` for a job whose id and announcement are already made (the intake's, going again alone)."""
     inserted = await jobs.insert_announced_job(
         publisher.pool, new, job_id=job_id, announce=announce, fair_share_cap=fair_share_cap
     )
