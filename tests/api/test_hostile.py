@@ -316,7 +316,7 @@ async def send_raw(api: Client, request_line: bytes, headers: list[bytes], body:
     """Send one request as bytes, with the client's own default headers (its API key); (status, body)."""
     own = [f"{name}: {value}".encode() for name, value in api.session.headers.items()]
     head = [request_line, f"Host: {api.host}:{api.port}".encode(), *own, *headers, b"Connection: close"]
-    if body:
+    if body and not any(header.lower().startswith(b"transfer-encoding:") for header in headers):
         head.append(f"Content-Length: {len(body)}".encode())
     reader, writer = await asyncio.open_connection(api.host, api.port)
     try:
@@ -331,6 +331,7 @@ async def send_raw(api: Client, request_line: bytes, headers: list[bytes], body:
 
 
 JOB_JSON = b'{"prompt": "x"}'
+OVERSIZED_JSON = b'{"prompt": "' + b"x" * 70_000 + b'"}'  # the cap is 64 KiB
 RAW: dict[str, tuple[bytes, list[bytes], bytes, tuple[int, str, str | None]]] = {
     "a request line of 9000 bytes": (b"GET /" + b"a" * 9000 + b" HTTP/1.1", [], b"", (414, "uri_too_long", None)),
     "a header of 10 000 bytes": (
@@ -377,6 +378,13 @@ RAW: dict[str, tuple[bytes, list[bytes], bytes, tuple[int, str, str | None]]] = 
         [b"Content-Length: 12abc", b"Content-Type: application/json"],
         b"",
         (400, "malformed_request", None),
+    ),
+    # Whole on arrival, so read without waiting; no Content-Length said how large it was.
+    "chunked JSON over its cap": (
+        b"POST /jobs HTTP/1.1",
+        [b"Transfer-Encoding: chunked", b"Content-Type: application/json"],
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(OVERSIZED_JSON), OVERSIZED_JSON),
+        (413, "payload_too_large", None),
     ),
     "chunked framing that breaks": (
         b"POST /jobs HTTP/1.1",
