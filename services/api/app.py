@@ -15,7 +15,7 @@ from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import access, guards, json_errors, protocol
 from shared.http.resources import broker, database, publisher
-from shared.telemetry.tracing import server_middleware
+from shared.telemetry.tracing import server_middlewares
 
 # Room for the largest upload plus the form's other fields; uploads are capped while streamed.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -30,7 +30,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         # Errors wrap authentication and limits, so their refusals are JSON like any other; requests are
         # measured outside the errors, so each is counted with the status it was answered with.
         middlewares=[
-            server_middleware(trust_incoming=settings.trusts_incoming_trace),
+            *server_middlewares(trust_incoming=settings.trusts_incoming_trace),
             measuring(metrics, traffic),
             *filter(None, [faults.hook(settings.environment)]),  # tests only: LUSTER_API_FAULTS
             access.access_log,

@@ -17,13 +17,13 @@ from services.monitor.routes import setup_routes
 from services.monitor.settings import MonitorSettings
 from shared.http import access, guards, json_errors
 from shared.http.resources import broker, database, publisher
-from shared.telemetry.tracing import server_middleware
+from shared.telemetry.tracing import server_middlewares
 
 
 def create_app(settings: MonitorSettings) -> web.Application:
     app = web.Application(
         middlewares=[
-            server_middleware(trust_incoming=settings.trusts_incoming_trace),
+            *server_middlewares(trust_incoming=settings.trusts_incoming_trace),
             access.access_log,
             middlewares.security_headers,
             guards.clean_path,  # before the admin guard: a control character in the path is a 400

@@ -251,6 +251,17 @@ def test_with_the_sdk_off_no_query_or_client_call_is_wrapped(
     assert done.stdout.strip() == str(instrumented)
 
 
+@pytest.mark.parametrize(("disabled", "traced"), [("true", False), ("TRUE", False), ("false", True), ("", True)])
+def test_with_the_sdk_off_requests_go_around_the_tracing_middleware(
+    monkeypatch: pytest.MonkeyPatch, disabled: str, traced: bool
+) -> None:
+    """Its spans would be the API's no-op ones, made for every request for nothing."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", disabled)
+    assert [getattr(middleware, "__name__", None) for middleware in tracing.server_middlewares()] == (
+        ["tracing"] if traced else []
+    )
+
+
 @pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
 async def test_a_request_runs_with_the_libraries_instrumented_only_in_a_kept_trace(
     monkeypatch: pytest.MonkeyPatch, aiohttp_client: AiohttpClient, kept: bool
