@@ -9,7 +9,7 @@ all) reach no middleware and are not counted.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
@@ -28,6 +28,8 @@ class ApiMetrics:
     registry: CollectorRegistry
     requests: Counter
     duration: Histogram
+    # The labelled series by their labels: `labels()` takes a lock and checks its arguments on every call.
+    _series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, version: str) -> ApiMetrics:
@@ -48,9 +50,17 @@ class ApiMetrics:
         return cls(registry, requests, duration)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status_class=f"{status // 100}xx").inc()
+        status_class = status // 100
+        series = self._series.get((route, method, status_class))
+        if series is None:
+            series = self._series[route, method, status_class] = (
+                self.requests.labels(route=route, method=method, status_class=f"{status_class}xx"),
+                self.duration.labels(route=route),
+            )
+        requests, duration = series
+        requests.inc()
         # Called inside the request's server span: its trace becomes the observation's exemplar.
-        self.duration.labels(route=route).observe(seconds, exemplar=trace_exemplar())
+        duration.observe(seconds, exemplar=trace_exemplar())
 
 
 def route_of(request: web.Request) -> str:
