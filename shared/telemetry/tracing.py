@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from aiohttp import web
@@ -27,17 +27,12 @@ untraced = suppress_instrumentation
 UNTRACED_PATHS = re.compile(r"^/(health|metrics|admin(/.*)?)\Z", re.DOTALL)
 
 
-@contextmanager
-def instrumented_if_kept(span: Span) -> Iterator[None]:
+def instrumented_if_kept(span: Span) -> AbstractContextManager[None]:
     """The libraries' instrumentation (asyncpg's queries, aiohttp's client calls) only in a trace that is
     kept. In one the sampler dropped, their spans are made only to be thrown away, yet making them was
     most of what an unsampled request cost; the trace's context still travels with every message.
     """
-    if span.is_recording():
-        yield
-    else:
-        with suppress_instrumentation():
-            yield
+    return nullcontext() if span.is_recording() else suppress_instrumentation()
 
 
 def trace_id_of(span: Span) -> str | None:
@@ -51,6 +46,8 @@ def _incoming(request: web.Request, *, trusted: bool) -> tuple[Context | None, l
     An untrusted caller's context only becomes a link: the trace (and so the job's trace_id) is ours,
     yet a trace the client keeps can still be found from it.
     """
+    if not any(field in request.headers for field in propagate.get_global_textmap().fields):
+        return Context(), []  # most callers send no trace context: nothing to extract
     context = propagate.extract(request.headers)
     if trusted:
         return context, []
