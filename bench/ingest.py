@@ -477,9 +477,18 @@ as JSON with its headers) 6.7 %. Then taken out: a publish put straight onto aio
 50 ms in one UPDATE (PostgreSQL 231 against 207 µs a request, same hour), a key's columns named once, the
 answer built without validating the job's fields again: together under 2 % of the api's instructions, which
 the throughput runs of the same hour cannot see (0.62× and 0.57× before, 0.62× and 0.71× after, while the
-bare handler itself moved between 1,594 and 2,238 requests/s). None of what is left is a tenth on its own,
-and each is something an operator or a customer asked for: the span is what gives an unsampled request its
-trace id, the metrics and the access log are the operators' view, the guards refuse what a stranger sends.
+bare handler itself moved between 1,594 and 2,238 requests/s). Taken out next (2026-12-06, same method,
+1.965 million instructions a request before): with the SDK switched off a service installs no server-span
+middleware (its span was OpenTelemetry's no-op one, which carries no trace id: 8.6 %; tracing's own sections
+count it since); a JSON body that came in whole with its head is read at once, without a deadline and
+chunked reading (3.6 %); the access log no longer times a request whose line its level drops, and the
+metrics look their labelled series up in a dict of their own (1 % together): 1.721 million, 12.4 % fewer.
+Throughput runs see it dimly: in one run of four rounds at one commit the api's CPU a request moved between
+509 and 723 µs and the bare handler's between 373 and 596, and three-round runs of the same hour measured
+0.66× before and 0.69× and 0.67× after; the section now takes medians of five rounds. What is left has no
+part above a tenth, and each is something an operator or a customer asked for: the metrics and the access
+log are the operators' view, the guards refuse what a stranger sends, the key's and the job's statements
+and the confirmed publish are the job itself.
 Runs inside `make bench` before 2026-12-05 had both servers and wrk on one core (the engine section left the
 process pinned, and what it started inherited it): JSON at 64 connections measured 0.34× that way, 0.48× here.
 """
@@ -492,6 +501,19 @@ CPU_COLUMNS = {
     "rabbitmq_us_per_request": "RabbitMQ µs/req",
     "machine_us_per_request": "machine µs/req",
 }
+
+
+def _round_rows(report: Report) -> list[tuple[str, str]]:
+    return [
+        (
+            name.replace("_c", ", c="),
+            ", ".join(
+                f"{luster['requests_per_s']:.0f} / {bare['requests_per_s']:.0f}"
+                for luster, bare in zip(measured["rounds"]["luster"], measured["rounds"]["bare"], strict=True)
+            ),
+        )
+        for name, measured in report["workloads"].items()
+    ]
 
 
 def section(report: Report | None) -> Section:
@@ -517,6 +539,9 @@ def section(report: Report | None) -> Section:
         f"This run: {report['benchmark']}; {report['cpus']} CPUs shared with wrk, PostgreSQL and RabbitMQ. "
         "Latency and CPU columns: Luster / bare.",
         table(header, rows),
+        "Each round's requests/s, Luster / bare, in the order they ran (the table's figures are the medians of "
+        "each column, not one round's):",
+        table(("body, connections", "rounds"), _round_rows(report)),
         WHY,
     )
     workloads = report["workloads"]

@@ -195,11 +195,19 @@ INGEST: dict[str, Any] = {
             "luster": _ingest_run(600, 90.0, 1400, 900, 400, 2900),
             "bare": _ingest_run(1500, 40.0, 620, 200, 250, 1160),
             "ratio": 0.4,
+            "rounds": {
+                "luster": [_ingest_run(rate, 90.0, 1400, 900, 400, 2900) for rate in (610, 600, 580)],
+                "bare": [_ingest_run(rate, 40.0, 620, 200, 250, 1160) for rate in (1400, 1500, 1620)],
+            },
         },
         "json_c2": {
             "luster": _ingest_run(450, 4.2, 1500, 950, 420, 3100),
             "bare": _ingest_run(1000, 1.8, 640, 210, 260, 1200),
             "ratio": 0.45,
+            "rounds": {
+                "luster": [_ingest_run(450, 4.2, 1500, 950, 420, 3100)],
+                "bare": [_ingest_run(1000, 1.8, 640, 210, 260, 1200)],
+            },
         },
     },
 }
@@ -212,6 +220,7 @@ def test_ingest_renders_where_each_requests_cpu_went_and_its_verdict() -> None:
         "| json, c=64 | 600 | 1500 | 0.40× | 90.0 / 40.0 | 270.0 / 120.0 "
         "| 1400 / 620 | 900 / 200 | 400 / 250 | 2900 / 1160 |" in text
     )
+    assert "| json, c=64 | 610 / 1400, 600 / 1500, 580 / 1620 |" in text
     assert "**This run**: json_c64 0.40×, json_c2 p50 4.2 ms ✗ (ingest json_c64: 0.4× the bare handler's" in text
 
 
