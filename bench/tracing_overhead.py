@@ -194,6 +194,11 @@ every trace sampled in the last run with it. A listing photo is megabytes (item 
 with this one), and the api decodes it before it answers; tracing's absolute cost per request is the same
 either way, and bench.tracing_cpu counts it in instructions.
 
+Off is off since 2026-12-06 (ed2c71f): a service with the SDK switched off installs no server-span
+middleware, where before it still ran one that made OpenTelemetry's no-op span for every request (8.6 % of a
+JSON submission's instructions by callgrind). That cost was tracing's and is counted as such from then on:
+JSON's figures against off rose by about that much with no change to tracing itself.
+
 This section is the noisiest on the page. The run of 2026-12-06 at 5a389aa (requests shared statements from
 then on) put JSON at production's sampling 20.2 % over the budget, its rounds spread from 376 to 1,328
 requests/s. The section run again right after, five rounds each, first at c0d4875 (the commit before) and

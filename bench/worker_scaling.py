@@ -189,9 +189,12 @@ What holds two workers back on a small machine: the engine's CPU per photo (the 
 6 MP free) shares the cores with everything else a job costs. A py-spy profile of one worker draining 1,500
 jobs put its own process at 8 to 9 ms of CPU per job, most of it in asyncpg's and aio-pika's socket writes (the
 start and success transactions, each with its outbox flush) and the atomic write of the output (a thread, with
-its fsync); PostgreSQL, RabbitMQ and the api take the rest, on the same cores. More workers than cores only add
-contention. For production: one worker replica per vCPU (`CONCURRENCY` = vCPUs), scaled out on queue depth
-(docs/operations.md §6, docs/scale.md).
+its fsync); PostgreSQL, RabbitMQ and the api take the rest, on the same cores. The cores are not all of it:
+in every run of 2026-12-06 four workers did better than two (1.90× and 1.86× against 1.77× and 1.76×), so two
+workers of one engine slot each leave a core idle while both wait between photos (the start and success
+commits, the output's fsync, the next delivery), and four fill those waits. For production: one worker
+replica per vCPU (`CONCURRENCY` = vCPUs), scaled out on queue depth (docs/operations.md §6, docs/scale.md);
+an engine slot or two beyond the vCPUs buys the few per cent those waits cost.
 
 On 2026-12-06 this machine measured 1.84× at eca7e69 (one worker 7.42 jobs/s, two 13.68) and 1.78× after the
 worker's events were published off the job's path (7.90 and 14.08, five rounds each, one run each): one worker
