@@ -64,9 +64,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, read within MAX_JSON_BYTES and parsed with numbers kept in bounds."""
     settings = request.app[keys.SETTINGS]
     _refuse_encoded(request)
-    raw = _arrived(request, settings.max_json_bytes)
+    limit = settings.max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    raw = _arrived(request, limit)
     if raw is None:
-        raw = await _in_time(request, _read_capped(request, settings.max_json_bytes))
+        raw = await _in_time(request, _read_capped(request, limit))
     try:
         body = json.loads(
             raw.decode(request.charset or "utf-8"),
@@ -86,32 +89,29 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 def _arrived(request: web.Request, limit: int) -> bytes | None:
     """The whole body, when it came in with the head (a small JSON body nearly always does): nothing is left
     to wait for, so no deadline and no chunked reading. None while any of it is still on its way."""
-    _refuse_oversized(request, limit)
     content = request.content
     if not content.is_eof() or content.exception() is not None:
         return None
     body = content.read_nowait()
     if len(body) > limit:  # chunked: no Content-Length said so up front
-        raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+        raise _too_large(limit)
     return body
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes:
-    _refuse_oversized(request, limit)
     body = bytearray()
     try:
         async for chunk in request.content.iter_chunked(JSON_CHUNK_BYTES):
             body += chunk
             if len(body) > limit:
-                raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+                raise _too_large(limit)
     except _CUT_SHORT as error:
         raise MalformedBody("the body ended before it was complete") from error
     return bytes(body)
 
 
-def _refuse_oversized(request: web.Request, limit: int) -> None:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
 
 
 def _no_constant(name: str) -> NoReturn:
