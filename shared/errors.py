@@ -15,7 +15,7 @@ LusterError
 ├── EngineError                the enhancement engine could not produce an image
 │   ├── TransientEngineError   worth another attempt later (timeouts, 429, 5xx)
 │   └── PermanentEngineError   will fail the same way every time (bad image, 4xx)
-├── DependencyUnavailable      PostgreSQL or RabbitMQ does not answer (HTTP 503)
+├── DependencyUnavailable      PostgreSQL, RabbitMQ or the worker's engine processes do not answer (HTTP 503)
 └── PoisonMessage              a broker message no retry can fix: dead-letter it with the reason
 """
 
@@ -144,7 +144,7 @@ class PermanentEngineError(EngineError):
 
 
 class DependencyUnavailable(LusterError):
-    """PostgreSQL or RabbitMQ does not answer."""
+    """PostgreSQL or RabbitMQ does not answer, or the worker's engine processes do not start."""
 
     code = "dependency_unavailable"
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import structlog
@@ -15,6 +13,7 @@ from services.worker import heartbeat, metrics, sweeper
 from services.worker.consumer import TierConsumers
 from services.worker.context import WorkerContext, WorkerStats
 from services.worker.engines.factory import create_engine
+from services.worker.engines.pool import start_pool
 from services.worker.faults import NO_FAULTS, Faults
 from services.worker.scheduler import TierScheduler
 from services.worker.settings import WorkerSettings
@@ -50,8 +49,7 @@ async def worker_context(settings: WorkerSettings, faults: Faults = NO_FAULTS) -
         stack.push_async_callback(broker.close)
         commits = GroupCommit(pool, broker, largest=settings.concurrency)
         stack.push_async_callback(commits.settle)
-        # Processes, not threads: image work is CPU-bound, and a hung engine must not hold the GIL.
-        executor = ProcessPoolExecutor(settings.concurrency, mp_context=multiprocessing.get_context("spawn"))
+        executor = await start_pool(settings.concurrency, within=settings.startup_timeout)
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
         stores = await stack.enter_async_context(open_stores(settings))
         engine = create_engine(settings, executor, faults, pool)

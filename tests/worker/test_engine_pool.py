@@ -1,0 +1,52 @@
+"""The engine's processes are up, with the pipeline loaded, before the worker takes its first job."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import Executor
+
+import pytest
+
+from services.worker.engines.pool import start_pool
+from services.worker.runner import worker_context
+from services.worker.settings import WorkerSettings
+from shared.errors import DependencyUnavailable
+
+# Asked with a builtin, so that asking imports nothing of Luster's into the process asked. The pause keeps
+# a process busy, so that each question of a batch reaches a process of its own.
+_WHAT_IT_HAS = (
+    "(__import__('time').sleep(0.5), __import__('os').getpid(), "
+    "'services.worker.engines.local' in __import__('sys').modules)[1:]"
+)
+
+
+def _ask_each(pool: Executor, processes: int) -> list[tuple[int, bool]]:
+    futures = [pool.submit(eval, _WHAT_IT_HAS) for _ in range(processes)]
+    return [future.result(timeout=60) for future in futures]
+
+
+async def test_every_process_is_started_and_has_the_pipeline_loaded() -> None:
+    pool = await start_pool(2, within=60)
+    try:
+        answers = _ask_each(pool, 2)
+    finally:
+        pool.shutdown(wait=True)
+
+    assert len({pid for pid, _ in answers}) == 2, answers
+    assert all(loaded for _, loaded in answers), answers
+
+
+async def test_a_pool_that_does_not_start_in_time_is_an_error() -> None:
+    with pytest.raises(
+        DependencyUnavailable, match=re.escape("the engine's processes (1) did not all start within 0.001 s")
+    ):
+        await start_pool(1, within=0.001)
+
+
+@pytest.mark.integration
+async def test_the_worker_warms_its_engine_before_it_consumes(worker_settings: WorkerSettings) -> None:
+    async with worker_context(worker_settings.model_copy(update={"concurrency": 2})) as ctx:
+        answers = _ask_each(ctx.executor, 2)
+
+    assert len({pid for pid, _ in answers}) == 2, answers
+    assert all(loaded for _, loaded in answers), answers
