@@ -1,8 +1,14 @@
-"""Consuming the per-tier work queues: one channel and prefetch per tier, one scheduler slot per job."""
+"""Consuming the per-tier work queues: one channel and prefetch per tier, one scheduler slot per job.
+
+A job holds its slot until its output is made, not until its outcome is committed: storing the output,
+committing the success and acking then overlap the next job's start. So each tier's prefetch is one more
+than the slots, and the next delivery is at hand when a slot comes free.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -10,7 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from services.worker.context import WorkerContext
 from services.worker.process import handle_job
 from services.worker.renewal import renew_if_worn
-from services.worker.scheduler import SchedulerClosed
+from services.worker.scheduler import SchedulerClosed, Slot
 from shared.broker import Delivery, MessageCallback, deliver, subscribe
 from shared.db import DATABASE_DOWN_ERRORS, wait_until_up
 from shared.domain import Tier
@@ -29,7 +35,7 @@ class TierConsumers:
     async def start(self) -> None:
         for tier in Tier:
             channel = await self.ctx.broker.connection.channel()
-            await channel.set_qos(prefetch_count=self.ctx.settings.concurrency)
+            await channel.set_qos(prefetch_count=self.ctx.settings.concurrency + 1)
             name = self.ctx.broker.topology.work_queue(tier)
             queue, tag = await subscribe(channel, name, self._callback(tier, name))
             # Strong references: a robust connection only restores what is still alive.
@@ -42,9 +48,9 @@ class TierConsumers:
 
         return on_message
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: Delivery, slot: Slot) -> None:
         try:
-            await handle_job(self.ctx, delivery)
+            await handle_job(self.ctx, delivery, slot)
         except DATABASE_DOWN_ERRORS:
             # Hold the message until PostgreSQL is back, so one outage costs one redelivery
             # against the queue's delivery limit, not one per second.
@@ -56,19 +62,17 @@ class TierConsumers:
         if await renew_if_worn(ctx, message, queue_name):
             return
         try:
-            await ctx.scheduler.acquire(tier)
+            slot = await ctx.scheduler.slot(tier)
         except SchedulerClosed:
             await message.nack(requeue=True)
             return
         task = asyncio.current_task()
         assert task is not None
         self._active.add(task)
-        ctx.stats.in_flight += 1
         try:
-            await deliver(ctx.broker, message, self._handle, queue_name)
+            await deliver(ctx.broker, message, functools.partial(self._handle, slot=slot), queue_name)
         finally:
-            ctx.stats.in_flight -= 1
-            ctx.scheduler.release()
+            slot.release()
             self._active.discard(task)
 
     async def stop(self, grace: float) -> None:

@@ -23,7 +23,6 @@ class WorkerStats:
     """Counters the heartbeat reports."""
 
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    in_flight: int = 0
     processed: int = 0
     failed: int = 0
 

@@ -23,7 +23,7 @@ def _heartbeat(ctx: WorkerContext) -> WorkerHeartbeat:
         worker_id=ctx.worker_id,
         host=socket.gethostname(),
         started_at=ctx.stats.started_at,
-        in_flight=ctx.stats.in_flight,
+        in_flight=ctx.scheduler.in_use,
         processed=ctx.stats.processed,
         failed=ctx.stats.failed,
         interval_s=ctx.settings.heartbeat_interval,

@@ -13,6 +13,7 @@ from decimal import Decimal
 from services.worker import guard
 from services.worker.context import WorkerContext
 from services.worker.engines import EnhanceRequest, EnhanceResult
+from services.worker.scheduler import Slot
 from shared.assets import get_asset
 from shared.errors import DependencyUnavailable, PermanentEngineError, TransientEngineError
 from shared.jobs import Job
@@ -100,10 +101,14 @@ async def _enhance(ctx: WorkerContext, request: EnhanceRequest) -> EnhanceResult
         return result
 
 
-async def produce(ctx: WorkerContext, job: Job) -> Produced:
+async def produce(ctx: WorkerContext, job: Job, slot: Slot) -> Produced:
+    """The job's output, stored; `slot` is given back as soon as the engine is done with the photo."""
     started = time.perf_counter()
-    request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
-    judged = await guard.checked(ctx, request, functools.partial(_enhance, ctx))
+    try:
+        request = EnhanceRequest(image=await _original(ctx, job), prompt=job.prompt, tier=job.tier, style=job.style)
+        judged = await guard.checked(ctx, request, functools.partial(_enhance, ctx))
+    finally:
+        slot.release()
     result = judged.result
     key = output_key(job, result.content_type)
     ctx.faults.arm_output_kill(ctx.outputs)  # test-only; does nothing unless LUSTER_FAULTS asks

@@ -10,6 +10,7 @@ import structlog
 from services.worker import transitions
 from services.worker.context import WorkerContext
 from services.worker.output import produce
+from services.worker.scheduler import Slot
 from services.worker.transitions import Failure
 from shared import jobs
 from shared.broker import Delivery
@@ -40,7 +41,7 @@ async def _claim(ctx: WorkerContext, delivery: Delivery) -> Job | None:
     return None
 
 
-async def handle_job(ctx: WorkerContext, delivery: Delivery) -> None:
+async def handle_job(ctx: WorkerContext, delivery: Delivery, slot: Slot) -> None:
     job = await _claim(ctx, delivery)
     if job is None:
         return
@@ -52,12 +53,12 @@ async def handle_job(ctx: WorkerContext, delivery: Delivery) -> None:
         scope.set_tag("job_id", str(job.id))
         scope.set_tag("tier", job.tier.value)
         scope.set_tag("engine", ctx.settings.engine_for(job.tier))
-        await _run(ctx, job)
+        await _run(ctx, job, slot)
 
 
-async def _run(ctx: WorkerContext, job: Job) -> None:
+async def _run(ctx: WorkerContext, job: Job, slot: Slot) -> None:
     try:
-        produced = await produce(ctx, job)
+        produced = await produce(ctx, job, slot)
     except (PermanentEngineError, UnsupportedImage) as error:
         await _give_up(ctx, job, error)
     except EngineError as error:

@@ -12,6 +12,18 @@ class SchedulerClosed(Exception):
     """The worker is stopping; a waiting job must be handed back to the broker."""
 
 
+class Slot:
+    """One granted slot, given back once: when its job leaves the engine, or at the latest when it ends."""
+
+    def __init__(self, scheduler: TierScheduler) -> None:
+        self._scheduler: TierScheduler | None = scheduler
+
+    def release(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.release()
+            self._scheduler = None
+
+
 class TierScheduler:
     """`capacity` slots; when both tiers wait, `premium_share` premium grants precede each free one."""
 
@@ -39,6 +51,11 @@ class TierScheduler:
             elif future in self._waiting[tier]:
                 self._waiting[tier].remove(future)
             raise
+
+    async def slot(self, tier: Tier) -> Slot:
+        """`acquire`, as a slot that can be given back early and only once."""
+        await self.acquire(tier)
+        return Slot(self)
 
     def release(self) -> None:
         self.in_use -= 1

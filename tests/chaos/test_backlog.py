@@ -17,7 +17,7 @@ from tests.chaos.stack import rss_kb
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(SIZE.timeout(SIZE.backlog))]
 
 SAMPLE_EVERY_S = 0.5
-# The worker process holds at most 2 x CONCURRENCY messages and one photo per running job; its size must
+# The worker process holds at most 2 x (CONCURRENCY + 1) messages and a photo per job it holds; its size must
 # not follow the backlog. Measured: ~110 MB at rest, ~125 MB busy (main process; engine pool apart).
 MAX_MAIN_MB = 250
 MAX_GROWTH_MB = 40  # from the end of warm-up (the first 10 % of the backlog) to the peak

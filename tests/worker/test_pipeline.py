@@ -495,3 +495,36 @@ async def test_a_stop_lets_the_job_in_flight_finish_and_takes_no_more(
     assert await queue_counts(amqp, topology.work_queue(Tier.FREE)) == (1, 0)  # left for the next worker
     assert await stopped.count() == 1
     assert await transitions_of(pool, second["id"]) == [(None, "queued")]
+
+
+async def test_the_next_job_starts_while_the_last_ones_output_is_being_stored(
+    upload: Uploader,
+    submit: Submitter,
+    wait_for_job: JobWaiter,
+    worker_settings: WorkerSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One slot, given back when the engine is done: storing and committing an output overlap the next job,
+    so the engine does not wait on the disk and the database between photos."""
+    engine = ScriptedEngine()
+    released = asyncio.Event()
+    async with consuming(worker_settings.model_copy(update={"concurrency": 1}), engine) as ctx:
+        store = ctx.outputs.put
+
+        async def held(key: str, data: bytes) -> None:
+            await released.wait()
+            await store(key, data)
+
+        monkeypatch.setattr(ctx.outputs, "put", held)
+        asset = await upload()
+        jobs = [await submit(asset["id"], prompt=f"job {n}") for n in (1, 2)]
+
+        async def second_in_engine() -> bool:
+            return len(engine.calls) == 2
+
+        await poll(second_in_engine, within=30, what="the second job in the engine")
+        released.set()
+        done = [await wait_for_job(job["id"], within=30) for job in jobs]
+
+    assert [job["status"] for job in done] == ["succeeded", "succeeded"]
+    assert engine.finished == 2

@@ -200,3 +200,14 @@ async def test_many_cancellations_leak_no_slots() -> None:
         await scheduler.acquire(P)
         await scheduler.acquire(F)
     assert in_use(scheduler) == 2
+
+
+async def test_a_slot_is_given_back_once_however_often_it_is_released() -> None:
+    scheduler = TierScheduler(1)
+    slot = await scheduler.slot(F)
+    slot.release()
+    slot.release()  # the job left the engine, then its delivery ended
+
+    assert in_use(scheduler) == 0
+    await scheduler.slot(P)
+    assert in_use(scheduler) == 1
