@@ -186,20 +186,28 @@ that way, with 48 jobs). In production the api runs on machines of its own.
 
 LIMITS = """
 What holds two workers back on a small machine: the engine's CPU per photo (the engine section's CPU seconds,
-6 MP free) shares the cores with everything else a job costs. A py-spy profile of one worker draining 1,500
-jobs put its own process at 8 to 9 ms of CPU per job, most of it in asyncpg's and aio-pika's socket writes (the
-start and success transactions, each with its outbox flush) and the atomic write of the output (a thread, with
-its fsync); PostgreSQL, RabbitMQ and the api take the rest, on the same cores. The cores are not all of it:
-in every run of 2026-12-06 four workers did better than two (1.90× and 1.86× against 1.77× and 1.76×), so two
-workers of one engine slot each leave a core idle while both wait between photos (the start and success
-commits, the output's fsync, the next delivery), and four fill those waits. For production: one worker
-replica per vCPU (`CONCURRENCY` = vCPUs), scaled out on queue depth (docs/operations.md §6, docs/scale.md);
-an engine slot or two beyond the vCPUs buys the few per cent those waits cost.
+6 MP free) shares the cores with everything else a job costs. Timed on each worker's own clock (one run of
+2026-12-06 at 8c5ac5f, medians), a lone worker's job spent 2.2 ms claiming the job, 1.5 reading the photo, 162
+to 172 in the engine (the photo pickled to its process and back included), 1.6 storing the output, 2.8
+committing the success and 0.7 acking, then 1.5 until the next delivery: some 10 ms of 180 away from the
+engine, most of it waits on PostgreSQL, RabbitMQ and the disk, with PostgreSQL, RabbitMQ and the api taking
+their CPU on the same cores. Two changes of that day:
 
-On 2026-12-06 this machine measured 1.84× at eca7e69 (one worker 7.42 jobs/s, two 13.68) and 1.78× after the
-worker's events were published off the job's path (7.90 and 14.08, five rounds each, one run each): one worker
-gained more (a job no longer waits for its events' confirms before the next starts, and a lone worker has a
-core to spare for them) than two, whose cores are already full. The ratio fell because one worker got faster.
+- A job gives its slot back when the engine is done with it, and each tier's prefetch is one beyond the slots:
+  storing, committing and acking overlap the next job's claim and engine, so between photos the engine waits
+  only for the claim and the read (services/worker/consumer.py). Claiming a job ahead of a free slot would
+  overlap those too; not done: a job claimed ahead is `processing`, and a worker crash-looping on another job
+  would spend that one's attempts as well (scenario 15, docs/reliability.md).
+- A worker starts and warms its engine processes before it consumes (services/worker/engines/pool.py).
+  Before, a process was spawned as the first jobs reached it and spent 0.41 s (alone) to 0.77 s (two starting
+  at once) importing numpy and Pillow before its first photo, which each round's window, opening at the last
+  worker's first start, held: a twentieth of a two-worker round against a fortieth of a one-worker round.
+
+Two workers against one, five rounds unless noted, same machine and day: 1.71× and 1.77× before (three rounds
+each; four workers 1.63× and 1.72×), 1.68× with the warm-up alone, 1.93× and 1.98× with both (four: 1.96×,
+1.98×). Single rounds of the last two runs ranged from 1.74× to 2.12×: read the rounds, not one figure.
+For production: one worker replica per vCPU (`CONCURRENCY` = vCPUs), scaled out on queue depth
+(docs/operations.md §6, docs/scale.md).
 """
 
 
