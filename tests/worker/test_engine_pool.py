@@ -15,7 +15,7 @@ from shared.errors import DependencyUnavailable
 # Asked with a builtin, so that asking imports nothing of Luster's into the process asked. The pause keeps
 # a process busy, so that each question of a batch reaches a process of its own.
 _WHAT_IT_HAS = (
-    "(__import__('time').sleep(0.5), __import__('os').getpid(), "
+    "(__import__('time').sleep(1.0), __import__('os').getpid(), "
     "'services.worker.engines.local' in __import__('sys').modules)[1:]"
 )
 
