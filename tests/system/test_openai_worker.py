@@ -88,10 +88,11 @@ async def test_a_retry_after_delays_the_next_attempt_without_holding_the_slot(
 
     assert (done["status"], done["attempts"], Decimal(str(done["cost"]))) == ("succeeded", 2, USAGE_COST)
     assert meanwhile["status"] == "succeeded"
-    _, second = [row["created_at"] for row in await _events(pool, limited, "job.started")]
+    first, second = [row["created_at"] for row in await _events(pool, limited, "job.started")]
     failed_at: datetime = retrying["created_at"]
     assert (second - failed_at).total_seconds() >= RETRY_AFTER_S
     assert retrying["details"]["delay_ms"] >= RETRY_AFTER_S * 1000
-    # The one slot ran the other job while this one waited in a delay queue.
+    # The one slot ran the other job while this one waited in a delay queue. The slot comes free with the
+    # 429 itself, so the other job's start may commit before or after the retry's: either is right.
     [other_started] = [row["created_at"] for row in await _events(pool, other, "job.started")]
-    assert failed_at < other_started < second
+    assert first < other_started < second
