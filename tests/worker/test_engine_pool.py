@@ -20,20 +20,20 @@ _WHAT_IT_HAS = (
 )
 
 
-def _ask_each(pool: Executor, processes: int) -> list[tuple[int, bool]]:
+def _assert_each_warm(pool: Executor, processes: int) -> None:
+    """`processes` processes answer, each from a pid of its own, that the pipeline is loaded."""
     futures = [pool.submit(eval, _WHAT_IT_HAS) for _ in range(processes)]
-    return [future.result(timeout=60) for future in futures]
+    answers: list[tuple[int, bool]] = [future.result(timeout=60) for future in futures]
+    assert len({pid for pid, _ in answers}) == processes, answers
+    assert all(loaded for _, loaded in answers), answers
 
 
 async def test_every_process_is_started_and_has_the_pipeline_loaded() -> None:
     pool = await start_pool(2, within=60)
     try:
-        answers = _ask_each(pool, 2)
+        _assert_each_warm(pool, 2)
     finally:
         pool.shutdown(wait=True)
-
-    assert len({pid for pid, _ in answers}) == 2, answers
-    assert all(loaded for _, loaded in answers), answers
 
 
 async def test_a_pool_that_does_not_start_in_time_is_an_error() -> None:
@@ -46,7 +46,4 @@ async def test_a_pool_that_does_not_start_in_time_is_an_error() -> None:
 @pytest.mark.integration
 async def test_the_worker_warms_its_engine_before_it_consumes(worker_settings: WorkerSettings) -> None:
     async with worker_context(worker_settings.model_copy(update={"concurrency": 2})) as ctx:
-        answers = _ask_each(ctx.executor, 2)
-
-    assert len({pid for pid, _ in answers}) == 2, answers
-    assert all(loaded for _, loaded in answers), answers
+        _assert_each_warm(ctx.executor, 2)
