@@ -128,6 +128,12 @@ async def _under_load(chaos: Chaos, jobs: int, *, over_s: float, file_share: flo
     chaos.submit(jobs, over_s=over_s, file_share=file_share)
 
 
+def _load_through_the_outage(chaos: Chaos, jobs: int, *, outage_s: float) -> None:
+    """More submissions, spread over the outage that begins now: jobs that can start only after the fault,
+    so the recovery has jobs to measure however fast the fleet ran through the first load before it."""
+    chaos.submit(max(1, jobs // 5), over_s=outage_s)
+
+
 async def test_leader_node_killed_under_load(chaos: Chaos, jobs: int) -> None:
     """17. The RabbitMQ node leading the work queues SIGKILLed under load, then back."""
     chaos.expected_exit_codes.add(WATCHDOG_EXIT)
@@ -136,6 +142,7 @@ async def test_leader_node_killed_under_load(chaos: Chaos, jobs: int) -> None:
     leader = await cluster.queue_leader(chaos.topology.work_queue(Tier.FREE))
     fault_at = chaos.fault(f"SIGKILL {leader.name}")
     await leader.kill()
+    _load_through_the_outage(chaos, jobs, outage_s=chaos.size.scaled(4, 10))
     await chaos.finished_at_least(jobs // 2)
     await _back_and_settled(chaos, leader, fault_at=fault_at, fault="the kill")
 
@@ -148,7 +155,9 @@ async def test_node_stopped_cleanly_and_back_while_workers_consume(chaos: Chaos,
     node = await cluster.queue_leader(chaos.topology.work_queue(Tier.PREMIUM))
     fault_at = chaos.fault(f"rabbitmqctl stop {node.name}")
     await node.stop()
-    await asyncio.sleep(chaos.size.scaled(4, 10))  # the load runs on through the outage
+    outage_s = chaos.size.scaled(4, 10)
+    _load_through_the_outage(chaos, jobs, outage_s=outage_s)
+    await asyncio.sleep(outage_s)  # the outage lasts this long, whatever the load does meanwhile
     await _back_and_settled(chaos, node, fault_at=fault_at, fault="the stop")
 
 
@@ -162,7 +171,9 @@ async def test_two_nodes_of_three_down(chaos: Chaos, jobs: int) -> None:
     await first.stop()
     await second.stop()
     before = len(chaos.client.ledger.accepted)
-    await asyncio.sleep(chaos.size.scaled(6, 15))  # the survivor pauses itself (pause_minority): no broker at all
+    outage_s = chaos.size.scaled(6, 15)
+    _load_through_the_outage(chaos, jobs, outage_s=outage_s)
+    await asyncio.sleep(outage_s)  # the survivor pauses itself (pause_minority): no broker at all
     during = len(chaos.client.ledger.accepted) - before
     returned_at = time.time()
     await second.start()  # the last to stop comes back first: its view of the cluster is the newest
@@ -205,6 +216,7 @@ async def test_broker_node_killed_while_the_database_fails_over(chaos: Chaos, jo
     leader = await cluster.queue_leader(chaos.topology.work_queue(Tier.PREMIUM))
     fault_at = chaos.fault(f"SIGKILL {leader.name} and pg_ctlcluster stop (the primary)")
     await asyncio.gather(leader.kill(), cluster.stop_primary())
+    _load_through_the_outage(chaos, jobs, outage_s=chaos.size.scaled(4, 10))
     await cluster.promote_standby()
     await chaos.finished_at_least(jobs // 2)
     await _back_and_settled(chaos, leader, fault_at=fault_at, fault="the faults")
