@@ -66,12 +66,13 @@ def event_message(
 
 
 class Broker:
-    """One robust connection and one confirming publish channel per process."""
+    """One robust connection and one confirming publish channel per process (a new one after a nack)."""
 
     def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel, topology: Topology) -> None:
         self.connection = connection
         self.channel = channel
         self.topology = topology
+        self._replacing = asyncio.Lock()
 
     @classmethod
     async def connect(cls, url: str, topology: Topology, *, name: str, startup_timeout: float = 60.0) -> Broker:
@@ -92,19 +93,47 @@ class Broker:
         Message and Exchange objects it builds on the way: every job publishes several messages, and
         building those was some 15 % of a publish's CPU (130-141 against 111-123 µs a message, side by side).
         """
-        if self.channel.is_closed:  # a robust channel between connections: the relay publishes later
-            raise ChannelInvalidStateError(f"{self.channel!r} closed")
-        channel = await self.channel.get_underlay_channel()
+        publishing = self.channel
+        if publishing.is_closed:  # a robust channel between connections: the relay publishes later
+            raise ChannelInvalidStateError(f"{publishing!r} closed")
+        channel = await publishing.get_underlay_channel()
         with publish_span(
             message.headers, exchange=message.exchange, routing_key=message.routing_key, message_id=message.message_id
         ) as headers:
-            await channel.basic_publish(
-                message.body,
-                exchange=message.exchange,
-                routing_key=message.routing_key,
-                properties=_properties(message, headers),
-                mandatory=True,
-            )
+            try:
+                await channel.basic_publish(
+                    message.body,
+                    exchange=message.exchange,
+                    routing_key=message.routing_key,
+                    properties=_properties(message, headers),
+                    mandatory=True,
+                )
+            except aiormq.exceptions.DeliveryError as error:
+                if isinstance(error.frame, aiormq.spec.Basic.Nack):
+                    await self._replace_channel(publishing)
+                raise
+
+    async def _replace_channel(self, nacked: AbstractChannel) -> None:
+        """Publish on a new channel from now on, once for all the publishes `nacked` refused together.
+
+        RabbitMQ 3.10 can leave a channel refusing every publish after the leader of a quorum queue it
+        published to dies while its publishes wait for their confirms: in scenario 17 on a new cluster, the
+        api's channel was nacked for five minutes while a new channel on the same node published at once.
+        A refused message is published again later anyway (the outbox's relay); a new channel costs a round
+        trip, and where the refusal was the queue's own (no majority, a full queue) it is refused there too.
+        """
+        async with self._replacing:
+            if self.channel is not nacked:
+                return  # another refused publish has replaced it already
+            try:
+                self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+            except BROKER_DOWN_ERRORS as error:
+                log.warning("broker.publish_channel_not_replaced", error=repr(error))  # the next nack tries again
+                return
+        log.warning("broker.publish_channel_replaced", reason="a publish was nacked")
+        with contextlib.suppress(*BROKER_DOWN_ERRORS, aiormq.exceptions.AMQPError):
+            # Its own publishes still waiting for confirms fail with it, and are published again later.
+            await asyncio.shield(nacked.close())
 
     async def publish(self, event: Event, *, routing_key: str) -> None:
         await self.publish_raw(event_message(event, exchange=self.topology.events_exchange, routing_key=routing_key))
