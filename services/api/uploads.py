@@ -108,7 +108,7 @@ class DecodeLimits:
 
 
 async def check_image(file: BinaryIO, limits: DecodeLimits) -> ImageInfo:
-    """Recognise and fully decode the image (off the event loop): only a whole, accepted image passes."""
+    """Recognise and check the image (off the event loop): only a whole, accepted image passes."""
     head = await asyncio.to_thread(_head, file)
     if sniff_format(head) is None:
         allowed = ", ".join(sorted(ALLOWED_FORMATS.values()))
