@@ -13,7 +13,7 @@ from typing import BinaryIO
 from PIL import ExifTags, Image
 
 from shared.errors import UnsupportedImage
-from shared.jpeg_structure import BrokenJpeg, check_whole
+from shared.jpeg_structure import BrokenJpeg, check_whole, first_rows
 
 ALLOWED_FORMATS: dict[str, str] = {
     "JPEG": "image/jpeg",
@@ -86,10 +86,7 @@ class Draft:
     long_edge: int
 
 
-# A JPEG's check decodes this much of its first scan, at 1/8 scale, the rest left out (see _check_jpeg).
-_SMALLEST = Draft(None, 1)
-_JPEG_START_BYTES = 16 * 1024
-_JPEG_END = b"\xff\xd9"
+_SMALLEST = Draft(None, 1)  # libjpeg's smallest scale, 1/8
 
 
 def open_image(
@@ -133,16 +130,15 @@ def _load(image: Image.Image, fmt: str) -> None:
 
 
 def _check_jpeg(data: bytes, *, max_pixels: int) -> None:
-    """Refuse what decoding the whole JPEG would refuse, for a fifth of its CPU: its structure (a whole file,
-    not a truncated one: shared/jpeg_structure.py), then libjpeg's own reading of the headers and the first
-    compressed data (broken Huffman tables, components or sampling factors), at 1/8 scale, the rest of the
-    scan left out. Damage inside the compressed data passes both, as it passes a whole decode (libjpeg warns
-    and fills the blocks in)."""
+    """Refuse what decoding the whole JPEG would refuse, for an eighth of its CPU: its structure (a whole
+    file, not a truncated one), then libjpeg's own reading of its headers and first rows (broken Huffman
+    tables, components or sampling factors); shared/jpeg_structure.py does both. Damage inside the compressed
+    data passes both, as it passes a whole decode (libjpeg warns and fills the blocks in)."""
     try:
-        first_scan = check_whole(data)
+        layout = check_whole(data)
     except BrokenJpeg as exc:
         raise _corrupt("JPEG", exc) from exc
-    open_image(data[: first_scan + _JPEG_START_BYTES] + _JPEG_END, max_pixels=max_pixels, draft=_SMALLEST)
+    open_image(first_rows(data, layout), max_pixels=max_pixels, draft=_SMALLEST)
 
 
 def _bytes_of(data: bytes | BinaryIO) -> bytes:

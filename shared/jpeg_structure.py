@@ -1,16 +1,18 @@
 """A JPEG's structure read without decoding its pixels: whole files pass, truncated ones do not.
 
-What decoding a JPEG refuses is, in practice, a file that ends early: libjpeg only warns about damaged
-compressed data (it fills the damaged blocks in and carries on), so a decode at any scale accepts a photo
-with bytes changed or cut out of its middle, and refuses one whose end is missing. Reading the markers
-finds that end: every segment within the file, a frame and a scan before the end-of-image marker, and the
-compressed data of each scan running up to a marker rather than off the end of the file. It costs about
-a millisecond for a 6 MP photo, where decoding at 1/8 scale (libjpeg still reads every block) costs 20.
+What decoding a JPEG refuses is, in practice, a file that ends early or headers libjpeg cannot use: it
+only warns about damaged compressed data (it fills the damaged blocks in and carries on), so a decode at
+any scale accepts a photo with bytes changed or cut out of its middle. Reading the markers finds the end:
+every segment within the file, a frame and a scan before the end-of-image marker, and the compressed data
+of each scan running up to a marker rather than off the end of the file; `first_rows` then gives libjpeg
+the headers to read. For a 6 MP photo of 2 MB the two take 2 to 3 ms, where decoding it at 1/8 scale
+(libjpeg still reads every block) takes about 20.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 _SOI = b"\xff\xd8"
 _EOI = 0xD9
@@ -22,6 +24,7 @@ _FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC9, 0xCA})
 _OTHER_FRAMES = frozenset({0xC3, 0xC5, 0xC6, 0xC7, 0xCB, 0xCD, 0xCE, 0xCF})
 _ANY_FRAME = _FRAMES | _OTHER_FRAMES
 # Markers without a length: restart markers and TEM.
+_ROWS = 16  # the tallest row of blocks: 8 lines, twice over where chroma is subsampled vertically
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # A marker is 0xFF and a byte neither 0x00 (a stuffed 0xFF in compressed data) nor 0xFF (fill); libjpeg
 # skips anything else between segments, and so does this.
@@ -36,9 +39,16 @@ class BrokenJpeg(ValueError):
     """The file is not a whole JPEG; the message says where it fails."""
 
 
-def check_whole(data: bytes) -> int:
-    """Raise BrokenJpeg unless `data` is a JPEG with a frame, its quantisation tables, a scan and its end;
-    return where the first scan's compressed data begins."""
+@dataclass(frozen=True)
+class Layout:
+    """Where a whole JPEG's frame header (its body, past the length) and first scan's compressed data begin."""
+
+    frame: int
+    first_scan: int
+
+
+def check_whole(data: bytes) -> Layout:
+    """Raise BrokenJpeg unless `data` is a JPEG with a frame, its quantisation tables, a scan and its end."""
     if not data.startswith(_SOI):
         raise BrokenJpeg("no start-of-image marker")
     walk = _Walk(data)
@@ -46,7 +56,7 @@ def check_whole(data: bytes) -> int:
     while found := _MARKER.search(data, at):
         marker, at = found.group()[1], found.end()
         if marker == _EOI:
-            return walk.first_scan_data()
+            return walk.layout()
         if marker not in _STANDALONE:
             at = walk.segment(marker, at)
     raise BrokenJpeg("no end-of-image marker (truncated)")
@@ -59,6 +69,7 @@ class _Walk:
         self.data = data
         self.defined: set[int] = set()
         self.used: set[int] = set()
+        self.frame = 0
         self.scans: list[int] = []  # where each scan's compressed data begins
 
     def segment(self, marker: int, at: int) -> int:
@@ -76,6 +87,7 @@ class _Walk:
             raise BrokenJpeg(f"a frame header (0x{marker:02X}) after the image data began: damaged data")
         elif marker in _FRAMES:
             self.used |= _frame_tables(body)
+            self.frame = at + 2
         elif marker in _OTHER_FRAMES:
             raise BrokenJpeg(f"a lossless or hierarchical JPEG (frame 0x{marker:02X}) is not supported")
         elif marker == _SOS:
@@ -94,10 +106,23 @@ class _Walk:
             raise BrokenJpeg("image data runs to the end of the file (truncated)")
         return end.start()
 
-    def first_scan_data(self) -> int:
+    def layout(self) -> Layout:
         if not self.scans:
             raise BrokenJpeg("the image ends before any image data")
-        return self.scans[0]
+        return Layout(self.frame, self.scans[0])
+
+
+def first_rows(data: bytes, layout: Layout, *, compressed_bytes: int = 16 * 1024) -> bytes:
+    """A JPEG of the photo's first rows: its headers, the start of its first scan and an end marker, the
+    frame's height cut to one row of blocks (16 lines at most). Decoding it runs libjpeg over every header
+    (Huffman tables, components, sampling factors) and the first compressed data in well under a millisecond:
+    a decoder stops when its rows are done, where the photo's whole height would have it fill in every block
+    the cut left out."""
+    opening = bytearray(data[: layout.first_scan + compressed_bytes] + bytes([0xFF, _EOI]))
+    height = slice(layout.frame + 1, layout.frame + 3)  # after the sample precision
+    if int.from_bytes(opening[height], "big") > _ROWS:
+        opening[height] = _ROWS.to_bytes(2, "big")
+    return bytes(opening)
 
 
 def _quantisation_tables(segment: bytes) -> set[int]:
