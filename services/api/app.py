@@ -11,6 +11,7 @@ from services.api.heartbeat import heartbeat
 from services.api.metrics import ApiMetrics, measuring
 from services.api.routes import ENDPOINTS, setup_routes
 from services.api.settings import ApiSettings
+from services.api.spool import MemoryBudget
 from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import access, guards, json_errors, protocol
@@ -49,6 +50,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[keys.METRICS] = metrics
     app[keys.TRAFFIC] = traffic
     app[keys.DECODES] = DecodeLimits.of(settings)
+    app[keys.UPLOAD_MEMORY] = MemoryBudget(settings.upload_memory_bytes)
     app[keys.OPENAPI] = openapi.document(ENDPOINTS, version=settings.app_version)
     app.cleanup_ctx.extend(
         [

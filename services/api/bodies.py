@@ -20,6 +20,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from services.api import keys
+from services.api.spool import MemoryBudget
 from services.api.uploads import Upload, read_file_part
 from shared.errors import InvalidField, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
@@ -169,8 +170,9 @@ async def read_form(
     parts = request.app[keys.SETTINGS].max_form_parts + max_files - 1
     total = max_total_file_bytes if max_total_file_bytes is not None else max_file_bytes
     limits = _FormLimits(parts, total, file_field, max_file_bytes, max_files)
+    memory = request.app[keys.UPLOAD_MEMORY]
     try:
-        return await _in_time(request, _read_parts(reader, limits))
+        return await _in_time(request, _read_parts(reader, limits, memory))
     except (ValueError, *_CUT_SHORT) as error:  # aiohttp's parser on a body cut short or mangled
         raise MalformedBody("body is not a valid multipart form") from error
 
@@ -192,7 +194,7 @@ class _FormLimits:
             raise PayloadTooLarge("the form has too many parts", code="too_many_parts")
 
 
-async def _read_parts(reader: MultipartReader, limits: _FormLimits) -> FormBody:
+async def _read_parts(reader: MultipartReader, limits: _FormLimits, memory: MemoryBudget) -> FormBody:
     form = FormBody({}, [])
     try:
         while (part := await reader.next()) is not None:
@@ -206,7 +208,7 @@ async def _read_parts(reader: MultipartReader, limits: _FormLimits) -> FormBody:
                     raise PayloadTooLarge(f"at most {limits.max_files} files in one form", code="too_many_files")
                 # Every file part draws on one budget too: many files are as large as the form allows.
                 budget = min(limits.per_file_bytes, limits.file_bytes)
-                upload = await read_file_part(part, max_bytes=budget)
+                upload = await read_file_part(part, max_bytes=budget, memory=memory)
                 form.files.append(upload)
                 limits.file_bytes -= upload.size
             else:

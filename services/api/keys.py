@@ -11,6 +11,7 @@ from services.api.metrics import ApiMetrics
 from services.api.moderation import Moderator
 from services.api.openapi import Document
 from services.api.settings import ApiSettings
+from services.api.spool import MemoryBudget
 from services.api.traffic import Traffic
 from services.api.uploads import DecodeLimits
 from shared.http import resources
@@ -25,6 +26,7 @@ PUBLISHER = resources.PUBLISHER
 UPLOADS = web.AppKey("uploads", Store)
 OUTPUTS = web.AppKey("outputs", Store)
 DECODES = web.AppKey("decode_limits", DecodeLimits)
+UPLOAD_MEMORY = web.AppKey("upload_memory", MemoryBudget)
 MODERATOR = web.AppKey("moderator", Moderator)
 KEY_COUNTER = web.AppKey("key_counter", KeyCounter)
 INTAKE = web.AppKey("intake", Intake)

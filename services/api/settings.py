@@ -26,6 +26,9 @@ class ApiSettings(HttpServiceSettings, StorageSettings, FairShareSettings, Webho
     # Checked from the header before decoding too: a longest side, and how elongated a photo may be.
     max_image_side: int = Field(default=12_000, ge=16, le=65_535)
     max_image_aspect_ratio: float = Field(default=20.0, ge=1.0, le=1000.0)
+    # Bytes of uploads held in memory at once per instance, all requests together (services/api/spool.py);
+    # past it an upload waits in a temporary file. 64 photos of 2 MB arriving together fit in the default.
+    upload_memory_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
     # Decodes at once per instance (each may hold MAX_IMAGE_PIXELS x 4 bytes); one per CPU by default.
     max_concurrent_decodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     # A JSON body is parsed whole in memory: its own cap, far below the upload cap.

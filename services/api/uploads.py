@@ -1,7 +1,7 @@
 """Receiving image uploads: stream with a byte cap, recognise the format from the bytes, store under a new key.
 
-An upload is spooled: the first SPOOL_BYTES stay in memory, the rest go to a temporary file, so a
-25 MB photo costs a request no more than that in memory on its way to the store.
+An upload is spooled (services/api/spool.py): in memory within the budget every upload under way shares,
+past it in a temporary file, so uploads arriving together hold no more than UPLOAD_MEMORY_BYTES in memory.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import functools
 import hashlib
 import io
 import re
-import tempfile
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import asyncpg
 from aiohttp import BodyPartReader
 
 from services.api.settings import ApiSettings
+from services.api.spool import MemoryBudget, Spool
 from shared.assets import Asset, insert_asset
 from shared.errors import InvalidField, PayloadTooLarge, UnsupportedImage
 from shared.imaging import ALLOWED_FORMATS, ImageInfo, probe, sniff_format
@@ -29,7 +29,6 @@ from shared.storage import Store
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CHUNK_BYTES = 64 * 1024
-SPOOL_BYTES = 1024 * 1024
 MAX_NAME_LENGTH = 255
 # Control, format (bidi overrides, zero-width) and surrogate (undecodable bytes) characters: invisible
 # or misleading on screen, and NUL or lone surrogates are more than PostgreSQL text can hold.
@@ -45,18 +44,22 @@ class Upload:
     size: int
     filename: str | None
     sha256: str
+    spool: Spool | None = None  # what holds `file` when it was received: closing it gives its memory back
 
     def close(self) -> None:
-        self.file.close()
+        if self.spool is not None:
+            self.spool.close()
+        else:
+            self.file.close()
 
     @classmethod
     def of_bytes(cls, data: bytes, filename: str | None = None) -> Upload:
         return cls(io.BytesIO(data), len(data), filename, hashlib.sha256(data).hexdigest())
 
 
-async def read_file_part(part: BodyPartReader, *, max_bytes: int) -> Upload:
+async def read_file_part(part: BodyPartReader, *, max_bytes: int, memory: MemoryBudget) -> Upload:
     """Read a multipart file part, counting bytes ourselves: client_max_size does not cover streamed parts."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - the Upload owns and closes it
+    spool = Spool(memory)
     size = 0
     digest = hashlib.sha256()
     try:
@@ -65,17 +68,13 @@ async def read_file_part(part: BodyPartReader, *, max_bytes: int) -> Upload:
             if size > max_bytes:
                 raise PayloadTooLarge(f"file is larger than the {max_bytes} byte limit", field="file")
             digest.update(chunk)
-            if size > SPOOL_BYTES:  # on disk from here: keep the write off the event loop
-                await asyncio.to_thread(spool.write, chunk)
-            else:
-                spool.write(chunk)
+            await spool.write(chunk)
         if size == 0:
             raise InvalidField("file is empty", field="file")
     except BaseException:
         spool.close()
         raise
-    spool.seek(0)
-    return Upload(spool, size, part.filename, digest.hexdigest())  # type: ignore[arg-type]
+    return Upload(spool.file(), size, part.filename, digest.hexdigest(), spool)
 
 
 def display_name(filename: str | None) -> str | None:
