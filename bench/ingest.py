@@ -4,7 +4,7 @@
 off: its cost is bench/tracing_overhead.py's to measure) and the baseline, bench/baselines/bare_ingest.py:
 one INSERT and one confirmed persistent publish to a quorum queue, and for the photo the file received,
 fsynced and renamed first. Luster does all it does for a customer: the key, the rate limits, validation,
-the decode check of the photo, its asset row, the job row with its history and outbox rows in one
+the check of the photo, its asset row, the job row with its history and outbox rows in one
 statement, and after its answer the confirmed publish and the outbox row marked.
 
 wrk (Debian's package; `make bench` installs it) drives each for `BENCH_INGEST_SECONDS` (10) per workload
@@ -394,7 +394,7 @@ One Luster api process (`python -m services.api`, tracing off: its cost is the t
 baseline, `bench/baselines/bare_ingest.py`: an aiohttp handler doing one INSERT and one persistent publish to a
 quorum queue, confirmed by the broker, and for a photo the file received, written, fsynced and renamed first.
 Luster does what it does for a customer: the API key looked up and the request counted against the key's limits
-(one statement, shared by the requests under way together), the body validated, the photo's decode check, its
+(one statement, shared by the requests under way together), the body validated, the photo's check, its
 asset row and file, the job row with its history and outbox rows (one statement, shared the same way; a lone
 request's is its own), then, after the answer (the job is accepted once it is committed, and
 the outbox makes its announcement certain), the confirmed publish and the outbox row marked published (batched).
@@ -420,15 +420,25 @@ access log, path and header guards, errors, metrics), pydantic's validation and 
 this work took out: the key lookup and the rate count in one statement; the counters' and the outbox marks'
 commits no longer wait for their WAL flush (`synchronous_commit` off for those statements only: a lost count or
 mark costs nothing, the job's own commit still waits), which ended the queue of one key's requests on its
-rate-window row; the outbox marks batched after the answer; uvloop as every service's event loop; the photo's
-check decoding at 1/8 scale (libjpeg still reads every block, so a truncated file still fails); the jobs in
+rate-window row; the outbox marks batched after the answer; uvloop as every service's event loop; the jobs in
 flight counted only up to the key's limit (a key with 5,000 queued made that statement cost PostgreSQL 924 µs
 of CPU instead of 208; one customer or 64 measured alike here, 674 and 694 requests/s in one round each).
 A profile of the JSON path at c=64 (py-spy, 2026-12-04, 2,574 samples): asyncpg 18 % (two statements),
 the confirmed publish 13 %, the seven middlewares and the response about 15 %, pydantic and the job's
-dataclasses a few percent; no single place holds the gap. The photo's decode check alone takes about 20 ms
-of CPU for this 2 MB photo, twice the bare handler's whole request: the photo target cannot be met while
-every upload is decoded before it is accepted, which is the promise that a 202 means a usable photo.
+dataclasses a few percent; no single place holds the gap.
+The photo (2026-12-07): a profile of the photo path at 64 connections (py-spy) found a third of the api's time
+in the spool (an upload past its first MiB went to a temporary file: written there, read back for the check,
+read again for the store, a thread hop a chunk) and most of the rest in the check, a decode at 1/8 scale,
+which still has libjpeg read every block: about 20 ms for this photo. What a decode refuses is a file that
+ends early or headers libjpeg cannot use; damaged compressed data it only warns about and fills in. So the
+check now reads the JPEG's markers to its end and has libjpeg decode its headers and first rows
+(shared/jpeg_structure.py), with the same verdicts as a whole decode on 80 damaged files
+(tests/shared/test_jpeg_check.py), and an upload is held in memory within a budget every upload under way
+shares (`UPLOAD_MEMORY_BYTES`, 128 MiB; services/api/spool.py), on disk past it. The api's CPU a photo at 64
+connections, three rounds side by side with the bare handler each, same hour: 37.6 ms (0.36×; at 2
+connections a p50 of 55.8 ms) before; 21.0 ms (0.47×, 38.0 ms) with the markers read and the first 16 KB
+of data decoded at 1/8 scale; 17.5 ms (0.54×, 29.8 ms) with only the first rows decoded; 11.8 ms (0.67×,
+23.8 ms) held in memory; the bare handler's 8.7 to 10.6 ms.
 Where the machine's cores go (the four CPU columns, first measured 2026-12-06 at 546a032): at 64 connections
 both systems keep both cores busy, so requests/s is the machine's CPU divided by its CPU per request, and the
 ratio follows the machine column (JSON: Luster 3,055 µs a request, the bare handler 1,072, ratio 0.34×; by
@@ -441,7 +451,7 @@ than the bare handler's own 559 µs. The target cannot be met by making Luster's
 that work per job (the count per key shared by every api instance, the job's history and outbox rows, the
 monitor's copy of every event); it needs that work done differently, or a target set against a baseline
 that does it too. No server meets the photo's p50 of 4.5 ms at 2 connections here: the bare handler's own is
-17 to 21 ms (receiving, writing and fsyncing 2 MB), and Luster decodes the photo besides (about 21 ms of CPU).
+16 to 21 ms (receiving, writing and fsyncing 2 MB).
 What each part of the accept path costs the machine, found by taking one away at a time (an experiment of
 2026-12-06, not this page's run: the api started with that part replaced, JSON at 64 connections, two runs of
 6 s each, medians; machine CPU µs a request): all of it 1,740 (934 requests/s); the key's statement run once

@@ -3,7 +3,7 @@
 `POST /jobs` with a JSON body: one INSERT, then one persistent publish to a quorum queue, confirmed by
 the broker, then 202. With a multipart body, first the photo: received, written beside its final name,
 fsynced and renamed (what a store that may not lose an accepted photo does), then the same INSERT and
-publish. No authentication, limits, validation, idempotency, decode check, outbox or history: that is
+publish. No authentication, limits, validation, idempotency, photo check, outbox or history: that is
 Luster's cost, which bench/ingest.py measures against this.
 
 `python -m bench.baselines.bare_ingest`, configured by the environment: PORT, DATABASE_URL, AMQP_URL,
