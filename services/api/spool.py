@@ -46,17 +46,14 @@ class Spool:
             self._borrowed += len(chunk)
             self._memory.write(chunk)
             return
-        if self._disk is None:
-            await asyncio.to_thread(self._move_to_disk)
-        assert self._disk is not None  # _move_to_disk made it
+        if self._memory is not None:  # past the budget: everything so far, and the rest, on disk
+            # The thread gets bytes of its own: a request cancelled meanwhile closes the memory under it.
+            self._disk = await asyncio.to_thread(_temporary_file_holding, self._memory.getvalue())
+            self._memory.close()
+            self._memory = None
+            self._give_back()
+        assert self._disk is not None
         await asyncio.to_thread(self._disk.write, chunk)
-
-    def _move_to_disk(self) -> None:
-        disk = tempfile.TemporaryFile()  # noqa: SIM115 - the spool owns it; close() closes it
-        assert self._memory is not None  # on disk once, from memory
-        disk.write(self._memory.getbuffer())
-        self._disk, self._memory = disk, None
-        self._give_back()
 
     def file(self) -> BinaryIO:
         """What was written, open at its start."""
@@ -74,3 +71,9 @@ class Spool:
     def _give_back(self) -> None:
         self._budget.give_back(self._borrowed)
         self._borrowed = 0
+
+
+def _temporary_file_holding(data: bytes) -> BinaryIO:
+    file = tempfile.TemporaryFile()  # noqa: SIM115 - the spool owns it; its close() closes it
+    file.write(data)
+    return file
