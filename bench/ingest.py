@@ -432,7 +432,7 @@ read again for the store, a thread hop a chunk) and most of the rest in the chec
 which still has libjpeg read every block: about 20 ms for this photo. What a decode refuses is a file that
 ends early or headers libjpeg cannot use; damaged compressed data it only warns about and fills in. So the
 check now reads the JPEG's markers to its end and has libjpeg decode its headers and first rows
-(shared/jpeg_structure.py), with the same verdicts as a whole decode on 80 damaged files
+(shared/jpeg_structure.py), with the same verdicts as a whole decode on 76 damaged files
 (tests/shared/test_jpeg_check.py), and an upload is held in memory within a budget every upload under way
 shares (`UPLOAD_MEMORY_BYTES`, 128 MiB; services/api/spool.py), on disk past it. The api's CPU a photo at 64
 connections, three rounds side by side with the bare handler each, same hour: 37.6 ms (0.36×; at 2
