@@ -24,8 +24,8 @@ _FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC9, 0xCA})
 _OTHER_FRAMES = frozenset({0xC3, 0xC5, 0xC6, 0xC7, 0xCB, 0xCD, 0xCE, 0xCF})
 _ANY_FRAME = _FRAMES | _OTHER_FRAMES
 # Markers without a length: restart markers and TEM.
-_ROWS = 16  # the tallest row of blocks: 8 lines, twice over where chroma is subsampled vertically
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+_ROWS = 16  # the tallest row of blocks: 8 lines, twice over where chroma is subsampled vertically
 # A marker is 0xFF and a byte neither 0x00 (a stuffed 0xFF in compressed data) nor 0xFF (fill); libjpeg
 # skips anything else between segments, and so does this.
 _MARKER = re.compile(rb"\xff[^\x00\xff]")
