@@ -19,6 +19,7 @@ from tests.conftest import TEST_OWNER, record_asset
 
 if TYPE_CHECKING:
     from tests.conftest import Client
+    from tests.harness.api import ApiFactory
 
 pytestmark = pytest.mark.integration
 
@@ -106,11 +107,19 @@ async def test_a_running_job_is_at_position_0_and_no_longer_ahead_of_anyone(api:
     assert (await read(api, second))["queue_position"] == 0
 
 
-async def test_a_held_job_waits_behind_every_unheld_one_of_its_tier(api: Client, pool: asyncpg.Pool) -> None:
-    held_early = await new_job(pool)
-    await pool.execute("UPDATE jobs SET held = true WHERE id = $1", held_early.id)
+async def test_a_held_job_waits_behind_every_unheld_one_of_its_tier(
+    api_factory: ApiFactory, pool: asyncpg.Pool
+) -> None:
+    # The api's relay releases an owner's held jobs while it has room in the queue (its fair share), at
+    # any moment: with a share of one and the unheld job queued first, the owner never has room.
+    api = await api_factory(fair_share_queued=1)
     unheld = await new_job(pool)
-    held_late = await new_job(pool)
+    held_early, held_late = await new_job(pool), await new_job(pool)
+    await pool.execute(
+        "UPDATE jobs SET held = true, created_at = $2::timestamptz - interval '1 second' WHERE id = $1",
+        held_early.id,
+        unheld.created_at,
+    )
     await pool.execute("UPDATE jobs SET held = true WHERE id = $1", held_late.id)
 
     assert (await read(api, unheld))["queue_position"] == 0  # the held one is not in the broker's queue yet
