@@ -13,7 +13,6 @@ from services.api.routes import ENDPOINTS, setup_routes
 from services.api.settings import ApiSettings
 from services.api.spool import MemoryBudget
 from services.api.traffic import Traffic
-from services.api.uploads import DecodeLimits
 from shared.http import access, guards, json_errors, protocol
 from shared.http.resources import broker, database, publisher
 from shared.telemetry.tracing import server_middlewares
@@ -49,12 +48,12 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app[keys.TRAFFIC] = traffic
-    app[keys.DECODES] = DecodeLimits.of(settings)
     app[keys.UPLOAD_MEMORY] = MemoryBudget(settings.upload_memory_bytes)
     app[keys.OPENAPI] = openapi.document(ENDPOINTS, version=settings.app_version)
     app.cleanup_ctx.extend(
         [
             resources.storage,
+            resources.image_checks,
             database(settings),
             broker(settings, name="luster-api"),
             publisher,

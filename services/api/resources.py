@@ -12,6 +12,7 @@ from aiohttp import web
 from services.api import keys
 from services.api.keycounter import KeyCounter
 from services.api.moderation import moderator_for
+from services.api.uploads import DecodeLimits
 from shared import batchwatch, fairshare, outbox
 from shared.intake import Intake
 from shared.jobwatch import JobWatch
@@ -29,6 +30,13 @@ async def storage(app: web.Application) -> AsyncIterator[None]:
         # start-up, aiohttp never resumes it, and the garbage collector may close `opened` first;
         # throwing GeneratorExit into a closed generator then fails ("didn't stop after athrow").
         await opened.__aexit__(None, None, None)
+
+
+async def image_checks(app: web.Application) -> AsyncIterator[None]:
+    """The threads that check uploaded images (services/api/uploads.py)."""
+    app[keys.DECODES] = DecodeLimits.of(app[keys.SETTINGS])
+    yield
+    app[keys.DECODES].close()
 
 
 async def outbox_relay(app: web.Application) -> AsyncIterator[None]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import io
 import json
 import threading
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,6 @@ from services.worker.engines import EnhanceRequest
 from services.worker.engines.local import enhance_sync
 from shared.domain import Style, Tier
 from shared.errors import PermanentEngineError
-from shared.imaging import ImageInfo
 from tests.api import hostile_photos
 from tests.harness.api import stored_files, table_counts
 from tests.worker.photos import encode, house
@@ -520,27 +521,56 @@ async def test_a_form_sent_too_slowly_is_cut_off_with_408(api_factory: ApiFactor
 # --- bounded decoding and ranges --------------------------------------------------------------------------
 
 
-async def test_a_decode_holds_its_slot_until_its_thread_ends_even_when_the_request_is_gone() -> None:
-    slots = asyncio.Semaphore(1)
-    started, release = threading.Event(), threading.Event()
-    info = ImageInfo("JPEG", "image/jpeg", 1, 1)
+class _HeldFile(io.BytesIO):
+    """A photo whose first read waits until the test lets it go: a check that is still running."""
 
-    def slow_decode() -> ImageInfo:
-        started.set()
-        release.wait(30)
-        return info
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reading, self.release = threading.Event(), threading.Event()
 
-    first = asyncio.create_task(uploads.run_bounded(slots, slow_decode))
-    assert await asyncio.to_thread(started.wait, 30)
-    first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.reading.set()
+        self.release.wait(30)
+        return super().read(size)
 
-    assert slots.locked()  # its thread still decodes: a second decode must wait
-    second = asyncio.create_task(uploads.run_bounded(slots, lambda: info))
-    release.set()
-    assert await second == info
-    assert not slots.locked()
+
+def _one_check_at_a_time() -> uploads.DecodeLimits:
+    return uploads.DecodeLimits(ThreadPoolExecutor(1), max_pixels=10**7, max_side=10**4, max_aspect_ratio=10.0)
+
+
+async def test_a_check_holds_its_thread_until_it_ends_even_when_the_request_is_gone() -> None:
+    """Each check thread may hold a decode's memory: a cancelled request must not free one for another."""
+    limits, photo = _one_check_at_a_time(), encode(house(64, 48))
+    held, after = _HeldFile(photo), _HeldFile(photo)
+    after.release.set()
+    try:
+        first = asyncio.create_task(uploads.check_image(held, limits))
+        assert await asyncio.to_thread(held.reading.wait, 30)
+        first.cancel()
+        second = asyncio.create_task(uploads.check_image(after, limits))
+        # The second's read would set `reading` at once if it had a thread of its own.
+        assert not await asyncio.to_thread(after.reading.wait, 0.5)
+        held.release.set()
+        await second
+        assert after.reading.is_set()
+    finally:
+        held.release.set()
+        limits.close()
+
+
+async def test_a_check_does_not_wait_behind_storage_writes_on_the_default_executor() -> None:
+    """Stored files are written (and fsynced) on the default executor's threads; checks have their own."""
+    loop, busy, free = asyncio.get_running_loop(), ThreadPoolExecutor(1), threading.Event()
+    loop.set_default_executor(busy)
+    limits = _one_check_at_a_time()
+    try:
+        blocked = loop.run_in_executor(None, free.wait, 30)  # a long fsync holding the only default thread
+        info = await asyncio.wait_for(uploads.check_image(io.BytesIO(encode(house(64, 48))), limits), 20)
+        assert (info.format, info.width, info.height) == ("JPEG", 64, 48)
+        assert not blocked.done()
+    finally:
+        free.set()
+        limits.close()
 
 
 @pytest.mark.parametrize("value", ["bytes=abc", "bytes=99999999-", "bytes=0-1,2-3", "items=0-1", "bytes=5-1"])
