@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpClient
 from shared.apikeys import create_key
 from shared.assets import Asset, insert_asset
 from shared.broker import Broker
-from shared.db import create_pool, split_database
+from shared.db import Queryable, create_pool, split_database
 from shared.migrate import migrate
 from shared.settings import BaseServiceSettings
 from shared.topology import Topology
@@ -218,7 +218,9 @@ async def bearer(
     return {"Authorization": f"Bearer {token}"}
 
 
-async def record_asset(pool: asyncpg.Pool, storage_key: str | None = None, *, owner: str = TEST_OWNER) -> Asset:
+async def record_asset(
+    pool: Queryable, storage_key: str | None = None, *, owner: str = TEST_OWNER, job_follows: bool = False
+) -> Asset:
     """An asset row for a photo the test never uploads (under a fresh key unless it names one)."""
     return await insert_asset(
         pool,
@@ -231,4 +233,5 @@ async def record_asset(pool: asyncpg.Pool, storage_key: str | None = None, *, ow
         sha256="0" * 64,
         storage_key=storage_key or f"{uuid.uuid4()}.jpg",
         owner=owner,
+        job_follows=job_follows,
     )

@@ -143,21 +143,35 @@ def stored_key(asset_id: uuid.UUID, info: ImageInfo) -> str:
     return f"{asset_id}.{EXTENSIONS[info.format]}"
 
 
-async def store_asset(pool: asyncpg.Pool, storage: Store, upload: Upload, *, owner: str, limits: DecodeLimits) -> Asset:
-    """Check the image, store the bytes under a generated key, then record the asset as `owner`'s."""
-    return await store_checked(pool, storage, upload, await check_image(upload.file, limits), owner=owner)
+async def store_asset(
+    pool: asyncpg.Pool, storage: Store, upload: Upload, *, owner: str, limits: DecodeLimits, job_follows: bool = False
+) -> Asset:
+    """Check the image, store the bytes under a generated key, then record the asset as `owner`'s.
+
+    `job_follows`: the request commits a job for it next (see insert_asset)."""
+    info = await check_image(upload.file, limits)
+    return await store_checked(pool, storage, upload, info, owner=owner, job_follows=job_follows)
 
 
-async def store_checked(pool: asyncpg.Pool, storage: Store, upload: Upload, info: ImageInfo, *, owner: str) -> Asset:
+async def store_checked(
+    pool: asyncpg.Pool, storage: Store, upload: Upload, info: ImageInfo, *, owner: str, job_follows: bool = False
+) -> Asset:
     """Store an image check_image has passed, then record the asset as `owner`'s."""
     asset_id = uuid.uuid4()
     key = stored_key(asset_id, info)
     await storage.put_file(key, upload.file, upload.size)
-    return await record(pool, asset_id, info, upload, key, owner=owner)
+    return await record(pool, asset_id, info, upload, key, owner=owner, job_follows=job_follows)
 
 
 async def record(
-    pool: asyncpg.Pool, asset_id: uuid.UUID, info: ImageInfo, upload: Upload, key: str, *, owner: str
+    pool: asyncpg.Pool,
+    asset_id: uuid.UUID,
+    info: ImageInfo,
+    upload: Upload,
+    key: str,
+    *,
+    owner: str,
+    job_follows: bool = False,
 ) -> Asset:
     return await insert_asset(
         pool,
@@ -170,4 +184,5 @@ async def record(
         sha256=upload.sha256,
         storage_key=key,
         owner=owner,
+        job_follows=job_follows,
     )

@@ -171,7 +171,7 @@ async def _store_photos(request: web.Request, photos: list[Upload]) -> list[uuid
             raise type(error)(f"photo {index + 1} ({name}): {error.message}", field=f"file.{index}") from error
     owner = request[keys.CALLER].owner
     return [
-        (await store_checked(pool, store, photo, info, owner=owner)).id
+        (await store_checked(pool, store, photo, info, owner=owner, job_follows=True)).id
         for photo, info in zip(photos, checked, strict=True)
     ]
 

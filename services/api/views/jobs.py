@@ -78,7 +78,12 @@ async def _accept(request: web.Request, fields: dict[str, Any], upload: Upload |
     if upload is not None:
         request[keys.ALLOWANCE].require_bytes(upload.size)
         asset = await store_asset(
-            pool, request.app[keys.UPLOADS], upload, owner=caller.owner, limits=request.app[keys.DECODES]
+            pool,
+            request.app[keys.UPLOADS],
+            upload,
+            owner=caller.owner,
+            limits=request.app[keys.DECODES],
+            job_follows=True,
         )
         job_request = job_request.model_copy(update={"asset_id": asset.id})
     submission = await submit(
