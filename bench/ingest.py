@@ -439,6 +439,21 @@ connections, three rounds side by side with the bare handler each, same hour: 37
 connections a p50 of 55.8 ms) before; 21.0 ms (0.47×, 38.0 ms) with the markers read and the first 16 KB
 of data decoded at 1/8 scale; 17.5 ms (0.54×, 29.8 ms) with only the first rows decoded; 11.8 ms (0.67×,
 23.8 ms) held in memory; the bare handler's 8.7 to 10.6 ms.
+Waiting, not working (2026-12-07, on a faster machine): with the api's CPU a photo that near the bare handler's,
+the photo at 64 connections still stood at 0.70×, and neither the machine's cores (1.5 of 2 busy), nor the
+api's threads, nor the disk were full. Timing each step of the request found the wait: the check took 0.46 s
+at the median for 1 ms of work. It ran on the default executor, whose six threads also write and fsync the
+stored photos (23 ms each at that load), and held one of the two decode slots while it queued there, so every
+upload queued behind the storage writes. Checks now run on threads of their own, as many as may decode at once
+(services/api/uploads.py, `DecodeLimits`): 0.79× in three rounds side by side (Luster 128 to 136 requests/s,
+the bare handler 172 to 186). Then the asset row, a commit of its own before the job's, stopped waiting for
+its WAL flush when the job's commit follows (which flushes it: the WAL reaches disk in order): 0.81× (144 to
+153 against 169 to 201), the p50 at 2 connections unchanged (18.7 ms, the bare handler's 12.8). `make bench`
+half an hour later at the same commit measured 0.67× (rounds 0.61 to 0.78, the bare handler 164 to 207), and a
+run of three rounds with both servers given 20 connections instead of 10 in the same hour 0.75×: the
+machine's spread, and not the pool. Timing the steps again at 64 connections (medians): from the key's
+statement to the handler 97 ms, the body 42, the check 21, the store 48, the asset row 83, the job's statement
+96, with 1.5 of the 2 cores busy: what is left is waiting on the database's statements, not work.
 Where the machine's cores go (the four CPU columns, first measured 2026-12-06 at 546a032): at 64 connections
 both systems keep both cores busy, so requests/s is the machine's CPU divided by its CPU per request, and the
 ratio follows the machine column (JSON: Luster 3,055 µs a request, the bare handler 1,072, ratio 0.34×; by
@@ -451,7 +466,7 @@ than the bare handler's own 559 µs. The target cannot be met by making Luster's
 that work per job (the count per key shared by every api instance, the job's history and outbox rows, the
 monitor's copy of every event); it needs that work done differently, or a target set against a baseline
 that does it too. No server meets the photo's p50 of 4.5 ms at 2 connections here: the bare handler's own is
-16 to 21 ms (receiving, writing and fsyncing 2 MB).
+13 to 21 ms on the machines measured (receiving, writing and fsyncing 2 MB).
 What each part of the accept path costs the machine, found by taking one away at a time (an experiment of
 2026-12-06, not this page's run: the api started with that part replaced, JSON at 64 connections, two runs of
 6 s each, medians; machine CPU µs a request): all of it 1,740 (934 requests/s); the key's statement run once
