@@ -31,6 +31,15 @@ class Asset:
         return cls(**dict(record))
 
 
+_COLUMNS = "id, filename, content_type, size_bytes, width, height, sha256, storage_key, owner"
+_VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9"
+_INSERT = f"INSERT INTO assets ({_COLUMNS}) VALUES ({_VALUES}) RETURNING *"
+# For a photo whose job's commit follows (insert_asset's `job_follows`).
+_INSERT_RELAXED = (
+    f"WITH {RELAXED_COMMIT} INSERT INTO assets ({_COLUMNS}) SELECT {_VALUES} FROM relaxed_commit RETURNING *"
+)
+
+
 async def insert_asset(
     connection: Queryable,
     *,
@@ -65,14 +74,6 @@ async def insert_asset(
     )
     assert record is not None  # INSERT ... RETURNING always returns the row
     return Asset.from_record(record)
-
-
-_COLUMNS = "id, filename, content_type, size_bytes, width, height, sha256, storage_key, owner"
-_INSERT = f"INSERT INTO assets ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *"
-_INSERT_RELAXED = f"""
-WITH {RELAXED_COMMIT}
-INSERT INTO assets ({_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM relaxed_commit RETURNING *
-"""
 
 
 async def get_asset(connection: Queryable, asset_id: uuid.UUID, *, owner: str | None = None) -> Asset | None:

@@ -148,7 +148,8 @@ async def store_asset(
 ) -> Asset:
     """Check the image, store the bytes under a generated key, then record the asset as `owner`'s.
 
-    `job_follows`: the request commits a job for it next (see insert_asset)."""
+    `job_follows`: the request commits a job for it next (see insert_asset).
+    """
     info = await check_image(upload.file, limits)
     return await store_checked(pool, storage, upload, info, owner=owner, job_follows=job_follows)
 
