@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from shared.errors import UnsupportedImage
 from shared.jpeg_structure import BrokenJpeg, check_whole, first_rows
@@ -231,4 +231,7 @@ def _too_many_pixels(detail: str) -> UnsupportedImage:
 
 
 def _corrupt(fmt: str, exc: BaseException) -> UnsupportedImage:
-    return UnsupportedImage(f"{fmt} image is truncated or corrupt: {exc}", field="file", code="corrupt_image")
+    # Pillow's "cannot identify image file" names the file object it read (its repr: a memory address, or a
+    # temporary file's path on this host): nothing a client should see.
+    detail = "its header cannot be read" if isinstance(exc, UnidentifiedImageError) else exc
+    return UnsupportedImage(f"{fmt} image is truncated or corrupt: {detail}", field="file", code="corrupt_image")

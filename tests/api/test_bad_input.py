@@ -37,6 +37,7 @@ NESTED = (
     b"--c\r\nContent-Type: text/plain\r\n\r\nhi\r\n--c--\r\n\r\n--b--\r\n"
 )
 TEXT = b"These are not the pixels you are looking for.\n" * 20
+PNG_SIGNATURE_ONLY = b"\x89PNG\r\n\x1a\n" + bytes(200)  # recognised as a PNG, and nothing readable after
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ CASES: dict[str, Case] = {
     "text file as image": Case("POST", "/assets", 415, asset_file(TEXT), "file", "unsupported_format"),
     "truncated JPEG": Case("POST", "/assets", 415, asset_file(TRUNCATED_JPEG), "file", "corrupt_image"),
     "JPEG header only": Case("POST", "/assets", 415, asset_file(JPEG[:40]), "file", "corrupt_image"),
+    "PNG signature only": Case("POST", "/assets", 415, asset_file(PNG_SIGNATURE_ONLY), "file", "corrupt_image"),
     "GIF": Case("POST", "/assets", 415, asset_file(GIF, "anim.gif", "image/gif"), "file", "unsupported_format"),
     "GIF declared as JPEG": Case("POST", "/assets", 415, asset_file(GIF), "file", "unsupported_format"),
     "empty file": Case("POST", "/assets", 422, asset_file(b""), "file"),
@@ -172,6 +174,7 @@ async def assert_error(response: ClientResponse, status: int, *, field: str | No
     assert response.content_type == "application/json"
     assert "Traceback" not in text
     assert 'File "' not in text
+    assert " object at 0x" not in text  # a Python object's repr
     error: dict[str, Any] = json.loads(text)["error"]
     assert set(error) <= {"code", "message", "field"}
     assert isinstance(error["code"], str)
