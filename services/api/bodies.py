@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 from collections.abc import Awaitable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -170,9 +171,9 @@ async def read_form(
     parts = request.app[keys.SETTINGS].max_form_parts + max_files - 1
     total = max_total_file_bytes if max_total_file_bytes is not None else max_file_bytes
     limits = _FormLimits(parts, total, file_field, max_file_bytes, max_files)
-    memory = request.app[keys.UPLOAD_MEMORY]
+    memory, threads = request.app[keys.UPLOAD_MEMORY], request.app[keys.DECODES].threads
     try:
-        return await _in_time(request, _read_parts(reader, limits, memory))
+        return await _in_time(request, _read_parts(reader, limits, memory, threads))
     except (ValueError, *_CUT_SHORT) as error:  # aiohttp's parser on a body cut short or mangled
         raise MalformedBody("body is not a valid multipart form") from error
 
@@ -194,7 +195,9 @@ class _FormLimits:
             raise PayloadTooLarge("the form has too many parts", code="too_many_parts")
 
 
-async def _read_parts(reader: MultipartReader, limits: _FormLimits, memory: MemoryBudget) -> FormBody:
+async def _read_parts(
+    reader: MultipartReader, limits: _FormLimits, memory: MemoryBudget, threads: Executor
+) -> FormBody:
     form = FormBody({}, [])
     try:
         while (part := await reader.next()) is not None:
@@ -208,7 +211,7 @@ async def _read_parts(reader: MultipartReader, limits: _FormLimits, memory: Memo
                     raise PayloadTooLarge(f"at most {limits.max_files} files in one form", code="too_many_files")
                 # Every file part draws on one budget too: many files are as large as the form allows.
                 budget = min(limits.per_file_bytes, limits.file_bytes)
-                upload = await read_file_part(part, max_bytes=budget, memory=memory)
+                upload = await read_file_part(part, max_bytes=budget, memory=memory, threads=threads)
                 form.files.append(upload)
                 limits.file_bytes -= upload.size
             else:

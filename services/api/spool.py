@@ -55,6 +55,14 @@ class Spool:
         assert self._disk is not None
         await asyncio.to_thread(self._disk.write, chunk)
 
+    def contents(self) -> bytes | BinaryIO:
+        """What a thread may read while the request waits: the bytes held in memory (a reference of its own,
+        which a request cancelled meanwhile cannot close under it), or the file on disk."""
+        if self._memory is not None:
+            return self._memory.getvalue()
+        assert self._disk is not None
+        return self._disk
+
     def file(self) -> BinaryIO:
         """What was written, open at its start."""
         written = self._disk or self._memory

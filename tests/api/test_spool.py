@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import asyncpg
 import pytest
 from aiohttp import FormData
 
-from services.api import keys
+from services.api import keys, uploads
 from services.api.spool import MemoryBudget, Spool
 from tests.worker.photos import encode, house
 
@@ -104,6 +105,29 @@ async def test_the_stored_photo_is_the_uploaded_one_wherever_it_waited(
     key = await pool.fetchval("SELECT storage_key FROM assets WHERE id = $1::uuid", asset["id"])
     assert (storage_dirs[0] / key).read_bytes() == photo
     assert api.app is not None and api.app[keys.UPLOAD_MEMORY].lent == 0
+
+
+@pytest.mark.integration
+async def test_the_digest_is_taken_on_a_check_thread_not_on_the_event_loop(
+    api_factory: ApiFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2 MB photo's sha256 is a millisecond of CPU: on the loop's thread, no other request is served meanwhile."""
+    hashed_on: list[str] = []
+    digest = uploads._sha256
+
+    def recording(contents: bytes | BinaryIO) -> str:
+        hashed_on.append(threading.current_thread().name)
+        return digest(contents)
+
+    monkeypatch.setattr(uploads, "_sha256", recording)
+    api: Client = await api_factory()
+    form = FormData()
+    form.add_field("file", _camera_sized_jpeg(), filename="front.jpg", content_type="image/jpeg")
+
+    response = await api.post("/assets", data=form)
+
+    assert response.status == 201, await response.text()
+    assert len(hashed_on) == 1 and hashed_on[0].startswith("image-check"), hashed_on
 
 
 def _camera_sized_jpeg() -> bytes:
