@@ -17,8 +17,9 @@ import os
 import signal
 import statistics
 import subprocess
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass
 from typing import Any
 
 import aio_pika
@@ -32,9 +33,13 @@ from bench.harness import (
     bench_headers,
     burst,
     cleanup_broker,
+    cpu_seconds,
     fresh_database,
+    machine_busy_seconds,
     ready,
+    servers_cpu_seconds,
     start_api,
+    tree_cpu_seconds,
     write_report,
 )
 from bench.markdown import Report, Section, Verdict, paragraphs, table
@@ -90,9 +95,42 @@ FROM jobs, first WHERE jobs.owner = $1 GROUP BY first.t0, first.workers
 
 
 @dataclass(frozen=True)
+class CpuSpent:
+    """CPU seconds used so far, by where: the workers' engine processes, the workers' own, the two servers,
+    and the whole machine (the api, the kernel and the benchmark's polling are only in its share)."""
+
+    engines: float
+    workers: float
+    postgresql: float
+    rabbitmq: float
+    machine: float
+
+    @classmethod
+    def now(cls, workers: list[subprocess.Popen[bytes]]) -> CpuSpent:
+        own = sum(cpu_seconds(worker.pid) for worker in workers)
+        trees = sum(tree_cpu_seconds(worker.pid) for worker in workers)
+        servers = servers_cpu_seconds()
+        return cls(trees - own, own, servers["postgresql"], servers["rabbitmq"], machine_busy_seconds())
+
+    def since(self, earlier: CpuSpent) -> CpuSpent:
+        return CpuSpent(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
+
+
+CPU_COLUMNS = {
+    "engines": "engine processes",
+    "workers": "worker processes",
+    "postgresql": "PostgreSQL",
+    "rabbitmq": "RabbitMQ",
+    "machine": "machine",
+}
+
+
+@dataclass(frozen=True)
 class Round:
     jobs_per_s: float
     workers_at_work: int  # how many of the round's workers started a job before the backlog ran out
+    cpu_ms_per_job: dict[str, float]  # by CPU_COLUMNS, over the jobs finished while every worker was at work
+    cores_busy: float  # the machine's, meanwhile
 
 
 async def _round(
@@ -116,18 +154,37 @@ async def _round(
         return ready >= JOBS
 
     await poll(all_queued, within=60, what=f"{JOBS} jobs in the work queue", every=0.1)
-    async with _workers(count):
+    async with _workers(count) as workers:
+
+        async def progress() -> asyncpg.Record:
+            record = await pool.fetchrow(_PROGRESS, owner)
+            assert record is not None  # an aggregate always answers
+            return record
+
+        async def all_at_work() -> bool:
+            record = await progress()
+            return bool(record["workers"] == count or record["succeeded"] == JOBS)
 
         async def drained() -> bool:
-            return not await pool.fetchval(
-                "SELECT count(*) FROM jobs WHERE owner = $1 AND status <> 'succeeded'", owner
-            )
+            return bool((await progress())["succeeded"] == JOBS)
 
+        await poll(all_at_work, within=600, what=f"{count} workers at work", every=0.02)
+        before, finished_before, began = CpuSpent.now(workers), (await progress())["succeeded"], time.monotonic()
         await poll(drained, within=600, what=f"{JOBS} jobs through {count} workers", every=0.2)
+        spent, elapsed = CpuSpent.now(workers).since(before), time.monotonic() - began
     measured = await pool.fetchrow(_RATE, owner)
     assert measured is not None, "the round's jobs are gone"
     await pool.execute("DELETE FROM jobs WHERE owner = $1", owner)
-    return Round(measured["jobs"] / measured["seconds"], measured["workers"])
+    finished = max(JOBS - finished_before, 1)
+    cpu = {where: round(seconds / finished * 1000, 1) for where, seconds in asdict(spent).items()}
+    return Round(measured["jobs"] / measured["seconds"], measured["workers"], cpu, round(spent.machine / elapsed, 2))
+
+
+_PROGRESS = """
+SELECT count(DISTINCT worker_id) FILTER (WHERE started_at IS NOT NULL)::int AS workers,
+       count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded
+FROM jobs WHERE owner = $1
+"""
 
 
 async def main() -> dict[str, Any]:
@@ -158,6 +215,15 @@ async def main() -> dict[str, Any]:
         "speedup": {str(count): round(rate / medians[1], 2) for count, rate in medians.items()},
         "rounds": {str(count): [round(r.jobs_per_s, 2) for r in runs] for count, runs in rounds.items()},
         "workers_at_work": {str(count): [r.workers_at_work for r in runs] for count, runs in rounds.items()},
+        "cpu_ms_per_job": {
+            str(count): {
+                where: round(statistics.median(r.cpu_ms_per_job[where] for r in runs), 1) for where in CPU_COLUMNS
+            }
+            for count, runs in rounds.items()
+        },
+        "cores_busy": {
+            str(count): round(statistics.median(r.cores_busy for r in runs), 2) for count, runs in rounds.items()
+        },
     }
     write_report("worker_scaling", report)
     return report
@@ -191,7 +257,18 @@ What holds two workers back on a small machine: the engine's CPU per photo (the 
 to 172 in the engine (the photo pickled to its process and back included), 1.6 storing the output, 2.8
 committing the success and 0.7 acking, then 1.5 until the next delivery: some 10 ms of 180 away from the
 engine, most of it waits on PostgreSQL, RabbitMQ and the disk, with PostgreSQL, RabbitMQ and the api taking
-their CPU on the same cores. Two changes of that day:
+their CPU on the same cores.
+
+The CPU table (since 2026-12-07) shows where the limit lies. Nine tenths of a job's CPU is its engine
+process's (which includes receiving the photo and sending the output back); the worker's own process,
+PostgreSQL and RabbitMQ take about a tenth together. One worker keeps about one core busy: its engine works
+through the jobs one after another, and the rest of each job runs on the other core. Two keep both cores
+busy, so they drain at most 2 s ÷ the machine's CPU a job, where one drains 1 s ÷ its own time a job (its
+engine's CPU and the gaps between its photos): two workers' speed-up is at most twice one worker's time a job
+over the machine's CPU a job, and the tenth the rest of a job costs is what keeps it under 2×. Four workers
+on two cores do what two do.
+
+Two changes of 2026-12-06:
 
 - A job gives its slot back when the engine is done with it, and each tier's prefetch is one beyond the slots:
   storing, committing and acking overlap the next job's claim and engine, so between photos the engine waits
@@ -215,6 +292,28 @@ def _rounds(rates: list[float]) -> str:
     return ", ".join(f"{rate:.2f}" for rate in rates)
 
 
+def _cpu(report: Report) -> list[str]:
+    """Where a job's CPU went, while every worker was at work (reports from before 2026-12-07 have none)."""
+    if "cpu_ms_per_job" not in report:
+        return []
+    rows = [
+        (
+            count,
+            *(f"{spent[where]:.1f}" for where in CPU_COLUMNS),
+            f"{report['cores_busy'][count]:.2f}",
+        )
+        for count, spent in report["cpu_ms_per_job"].items()
+    ]
+    heading = ("workers", *(f"{name} ms/job" for name in CPU_COLUMNS.values()), "cores busy")
+    return [
+        "CPU per job, medians of the rounds, over the jobs finished while every worker was at work: the engine "
+        "processes (the workers' children), the workers' own processes, every PostgreSQL and RabbitMQ process, "
+        "and the whole machine (the api, the kernel and the benchmark's polling are in its share only); and "
+        "how many of the machine's cores were busy meanwhile.",
+        table(heading, rows),
+    ]
+
+
 def section(report: Report | None) -> Section:
     title, command = "Workers, one to four", "python -m bench.worker_scaling"
     if report is None:
@@ -232,6 +331,7 @@ def section(report: Report | None) -> Section:
     results = paragraphs(
         f"This run: {report['benchmark']}; {report['cpus']} CPUs, shared with the api, PostgreSQL and RabbitMQ.",
         table(("workers", "jobs/s", "rounds", "workers that started a job", "speed-up"), rows),
+        *_cpu(report),
         LIMITS,
     )
     verdict = Verdict(

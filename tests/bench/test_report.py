@@ -175,6 +175,17 @@ def test_worker_scaling_renders_its_rounds_and_misses_its_target() -> None:
     )
 
 
+def test_worker_scaling_shows_where_a_jobs_cpu_went_when_its_report_has_it() -> None:
+    spent = {"engines": 117.1, "workers": 6.5, "postgresql": 2.4, "rabbitmq": 1.9, "machine": 129.8}
+    report = {**SCALING, "cpu_ms_per_job": {"1": spent, "2": spent, "4": spent}}
+    report["cores_busy"] = {"1": 1.04, "2": 1.92, "4": 1.98}
+
+    text = page(worker_scaling.section(report))
+
+    assert "| 2 | 117.1 | 6.5 | 2.4 | 1.9 | 129.8 | 1.92 |" in text
+    assert "engine processes ms/job" not in page(worker_scaling.section(SCALING))  # a report from before
+
+
 def _ingest_run(rate: float, p50: float, server: int, postgresql: int, rabbitmq: int, machine: int) -> dict[str, float]:
     return {
         "requests_per_s": rate,
