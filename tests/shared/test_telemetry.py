@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 import uuid
+from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -291,3 +292,68 @@ def test_a_message_is_handled_with_the_libraries_instrumented_only_in_a_kept_tra
     with tracing.consume_span(headers, queue="luster.work.free", routing_key="job.queued.free", message_id="m"):
         assert is_instrumentation_enabled() is kept
     assert is_instrumentation_enabled()  # and only while the message is handled
+
+
+class _CountingTracer:
+    """The luster tracer, counting the spans asked of it (a span the sampler drops reaches no processor)."""
+
+    def __init__(self) -> None:
+        self._tracer = TracerProvider(sampler=ParentBased(ALWAYS_ON)).get_tracer("luster")
+        self.spans = 0
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        self.spans += 1
+        return self._tracer.start_as_current_span(*args, **kwargs)
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> _CountingTracer:
+    counting = _CountingTracer()
+    monkeypatch.setattr(tracing, "tracer", counting)
+    return counting
+
+
+def _from_client(*, kept: bool) -> dict[str, str]:
+    return {"traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-{'01' if kept else '00'}"}
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
+def test_a_message_of_a_dropped_trace_is_published_in_it_without_a_span_of_its_own(
+    counting: _CountingTracer, kept: bool
+) -> None:
+    with tracing.publish_span(
+        _from_client(kept=kept), exchange="luster.events", routing_key="job.queued", message_id="m"
+    ) as sent:
+        pass
+
+    assert counting.spans == (1 if kept else 0)
+    trace_id, span_id, flags = sent["traceparent"].split("-")[1:]
+    assert trace_id == CLIENT_TRACE_ID  # the consumer continues the same trace either way
+    assert (span_id != CLIENT_SPAN_ID, flags) == ((True, "01") if kept else (False, "00"))
+
+
+def test_a_message_sent_from_within_a_dropped_trace_carries_that_trace(counting: _CountingTracer) -> None:
+    dropped = TracerProvider(sampler=ALWAYS_OFF).get_tracer("luster")
+
+    with (
+        dropped.start_as_current_span("POST /jobs") as request,
+        tracing.publish_span({}, exchange="luster.events", routing_key="job.queued", message_id="m") as sent,
+    ):
+        pass
+
+    assert counting.spans == 0
+    assert sent["traceparent"].split("-")[1] == format(request.get_span_context().trace_id, "032x")
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
+def test_a_message_of_a_dropped_trace_is_handled_in_it_without_a_span_of_its_own(
+    counting: _CountingTracer, kept: bool
+) -> None:
+    with tracing.consume_span(
+        _from_client(kept=kept), queue="luster.work.free", routing_key="job.queued.free", message_id="m"
+    ):
+        handling = trace.get_current_span().get_span_context()  # what its log lines and messages carry
+
+    assert counting.spans == (1 if kept else 0)
+    assert format(handling.trace_id, "032x") == CLIENT_TRACE_ID
+    assert (format(handling.span_id, "016x") == CLIENT_SPAN_ID) is not kept
