@@ -39,7 +39,7 @@ class Spool:
         self._budget = budget
         self._borrowed = 0
         self._memory: io.BytesIO | None = io.BytesIO()
-        self._disk: BinaryIO | None = None
+        self._disk: io.BufferedRandom | None = None
 
     async def write(self, chunk: bytes) -> None:
         if self._memory is not None and self._budget.borrow(len(chunk)):
@@ -55,7 +55,7 @@ class Spool:
         assert self._disk is not None
         await asyncio.to_thread(self._disk.write, chunk)
 
-    def contents(self) -> bytes | BinaryIO:
+    def contents(self) -> bytes | io.BufferedRandom:
         """What a thread may read while the request waits: the bytes held in memory (a reference of its own,
         which a request cancelled meanwhile cannot close under it), or the file on disk."""
         if self._memory is not None:
@@ -81,7 +81,7 @@ class Spool:
         self._borrowed = 0
 
 
-def _temporary_file_holding(data: bytes) -> BinaryIO:
+def _temporary_file_holding(data: bytes) -> io.BufferedRandom:
     file = tempfile.TemporaryFile()  # noqa: SIM115 - the spool owns it; its close() closes it
     file.write(data)
     return file

@@ -29,7 +29,6 @@ from shared.storage import Store
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CHUNK_BYTES = 64 * 1024
-HASH_BLOCK_BYTES = 1024 * 1024
 MAX_NAME_LENGTH = 255
 # Control, format (bidi overrides, zero-width) and surrogate (undecodable bytes) characters: invisible
 # or misleading on screen, and NUL or lone surrogates are more than PostgreSQL text can hold.
@@ -82,14 +81,11 @@ async def read_file_part(part: BodyPartReader, *, max_bytes: int, memory: Memory
     return Upload(spool.file(), size, part.filename, sha256, spool)
 
 
-def _sha256(contents: bytes | BinaryIO) -> str:
+def _sha256(contents: bytes | io.BufferedRandom) -> str:
     if isinstance(contents, bytes):
         return hashlib.sha256(contents).hexdigest()
-    digest = hashlib.sha256()
     contents.seek(0)
-    while block := contents.read(HASH_BLOCK_BYTES):
-        digest.update(block)
-    return digest.hexdigest()
+    return hashlib.file_digest(contents, "sha256").hexdigest()
 
 
 def display_name(filename: str | None) -> str | None:

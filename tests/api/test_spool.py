@@ -6,7 +6,7 @@ import hashlib
 import io
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -115,7 +115,7 @@ async def test_the_digest_is_taken_on_a_check_thread_not_on_the_event_loop(
     hashed_on: list[str] = []
     digest = uploads._sha256
 
-    def recording(contents: bytes | BinaryIO) -> str:
+    def recording(contents: bytes | io.BufferedRandom) -> str:
         hashed_on.append(threading.current_thread().name)
         return digest(contents)
 
