@@ -27,11 +27,6 @@ untraced = suppress_instrumentation
 UNTRACED_PATHS = re.compile(r"^/(health|metrics|admin(/.*)?)\Z", re.DOTALL)
 
 
-# A span under a parent the sampler dropped is not made at all where a message is published or handled:
-# the parent-based samplers would drop it too, and a ratio sampler decides alike for every span of a trace
-# (by its id). Made, unrecorded, it cost an unsampled JSON submission a third of what tracing costs it.
-
-
 def instrumented_if_kept(span: Span) -> AbstractContextManager[None]:
     """The libraries' instrumentation (asyncpg's queries, aiohttp's client calls) only in a trace that is
     kept. In one the sampler dropped, their spans are made only to be thrown away, yet making them was
@@ -110,16 +105,20 @@ def publish_span(
 
     The outbox may publish long after the request that staged the message (the relay): the span
     still joins the job's trace, and links to whatever is publishing it now.
+
+    In a trace the sampler dropped no span is made: the parent-based samplers would drop it too, and a ratio
+    sampler decides alike for every span of a trace (by its id). Made, unrecorded, it cost an unsampled JSON
+    submission a third of what tracing costs it; the message still carries its trace on.
     """
     origin = propagate.extract({k: v for k, v in headers.items() if isinstance(v, str)})
     current = trace.get_current_span().get_span_context()
     origin_trace = trace.get_current_span(origin).get_span_context()
-    if not (origin_trace.is_valid or current.is_valid):
+    parent = origin_trace if origin_trace.is_valid else current
+    if not parent.is_valid:
         # Heartbeats and other messages outside any trace stay outside: no root span per beat.
         yield dict(headers)
         return
-    if not (origin_trace if origin_trace.is_valid else current).trace_flags.sampled:
-        # The message goes on in its trace, without a span of its own that would only be thrown away.
+    if not parent.trace_flags.sampled:
         outgoing = dict(headers)
         if not origin_trace.is_valid:
             propagate.inject(outgoing)
@@ -141,14 +140,14 @@ def publish_span(
 
 @contextmanager
 def consume_span(headers: Mapping[str, Any], *, queue: str, routing_key: str, message_id: str) -> Iterator[Span]:
-    """A CONSUMER span, child of the span that published the message."""
+    """A CONSUMER span, child of the span that published the message; in a trace the sampler dropped, none
+    (see publish_span), the message handled in its trace all the same (log lines, the messages it sends)."""
     parent: Context = propagate.extract({k: v for k, v in headers.items() if isinstance(v, str)})
     publisher = trace.get_current_span(parent)
     if not publisher.get_span_context().is_valid:
         yield trace.INVALID_SPAN
         return
     if not publisher.get_span_context().trace_flags.sampled:
-        # Handled in its trace (log lines, the messages it sends), without a span that would be thrown away.
         with trace.use_span(publisher), suppress_instrumentation():
             yield publisher
         return

@@ -167,6 +167,12 @@ def test_a_sampler_setting_the_sdk_would_ignore_stops_start_up(
 # A client's own trace context, as a browser SDK or another company's service would send it.
 CLIENT_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN_ID = "b7ad6b7169203331"
+
+
+def _from_client(*, kept: bool) -> dict[str, str]:
+    return {"traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-{'01' if kept else '00'}"}
+
+
 TRACEPARENT = f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01"
 
 
@@ -288,8 +294,9 @@ def test_a_message_is_handled_with_the_libraries_instrumented_only_in_a_kept_tra
     monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     monkeypatch.setattr(tracing, "tracer", TracerProvider(sampler=ParentBased(ALWAYS_ON)).get_tracer("luster"))
-    headers = {"traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-{'01' if kept else '00'}"}
-    with tracing.consume_span(headers, queue="luster.work.free", routing_key="job.queued.free", message_id="m"):
+    with tracing.consume_span(
+        _from_client(kept=kept), queue="luster.work.free", routing_key="job.queued.free", message_id="m"
+    ):
         assert is_instrumentation_enabled() is kept
     assert is_instrumentation_enabled()  # and only while the message is handled
 
@@ -311,10 +318,6 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> _CountingTracer:
     counting = _CountingTracer()
     monkeypatch.setattr(tracing, "tracer", counting)
     return counting
-
-
-def _from_client(*, kept: bool) -> dict[str, str]:
-    return {"traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-{'01' if kept else '00'}"}
 
 
 @pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
