@@ -14,9 +14,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aio_pika
 import aiohttp
@@ -241,7 +241,17 @@ def machine_busy_seconds() -> float:
 
 
 @dataclass(frozen=True)
-class CpuReading:
+class CpuSeconds:
+    """CPU seconds used so far, a field for each place they went (a reading's own fields)."""
+
+    def since(self, earlier: Self) -> Self:
+        """What was used between `earlier` and this reading, place by place."""
+        used = {field.name: getattr(self, field.name) - getattr(earlier, field.name) for field in fields(self)}
+        return replace(self, **used)
+
+
+@dataclass(frozen=True)
+class CpuReading(CpuSeconds):
     """CPU seconds used so far by a process (with its children), by PostgreSQL and RabbitMQ, and by the
     whole machine: where a benchmark's work went, and whether the machine was the limit."""
 
@@ -254,9 +264,6 @@ class CpuReading:
     def now(cls, pid: int) -> CpuReading:
         servers = servers_cpu_seconds()
         return cls(tree_cpu_seconds(pid), servers["postgresql"], servers["rabbitmq"], machine_busy_seconds())
-
-    def since(self, earlier: CpuReading) -> CpuReading:
-        return CpuReading(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
 
     def per(self, count: int) -> dict[str, float]:
         """Microseconds per unit of work (a request, a job), by where they were spent."""

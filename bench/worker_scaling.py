@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import aio_pika
@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractRobustConnection
 from bench.harness import (
     AMQP_URL,
     DATABASE_URL,
+    CpuSeconds,
     bench_headers,
     burst,
     cleanup_broker,
@@ -95,7 +96,7 @@ FROM jobs, first WHERE jobs.owner = $1 GROUP BY first.t0, first.workers
 
 
 @dataclass(frozen=True)
-class CpuSpent:
+class CpuSpent(CpuSeconds):
     """CPU seconds used so far, by where: the workers' engine processes, the workers' own, the two servers,
     and the whole machine (the api, the kernel and the benchmark's polling are only in its share)."""
 
@@ -111,9 +112,6 @@ class CpuSpent:
         trees = sum(tree_cpu_seconds(worker.pid) for worker in workers)
         servers = servers_cpu_seconds()
         return cls(trees - own, own, servers["postgresql"], servers["rabbitmq"], machine_busy_seconds())
-
-    def since(self, earlier: CpuSpent) -> CpuSpent:
-        return CpuSpent(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
 
 
 CPU_COLUMNS = {
