@@ -38,6 +38,7 @@ from bench import idle_latency
 from bench.harness import (
     AMQP_URL,
     ROOT,
+    UPLOADS,
     WORK_DIR,
     CpuReading,
     _photo,
@@ -72,7 +73,7 @@ ENV = {
     "DATABASE_URL": DATABASE_URL,
     "AMQP_URL": AMQP_URL,
     "BROKER_PREFIX": PREFIX,
-    "UPLOADS_DIR": str(WORK_DIR / "uploads"),
+    "UPLOADS_DIR": str(UPLOADS),
     "OUTPUTS_DIR": str(WORK_DIR / "drain-outputs"),
     "LOG_LEVEL": "WARNING",
     "OTEL_SDK_DISABLED": "true",
@@ -109,7 +110,7 @@ async def _backlog(pool: asyncpg.Pool, owner: str) -> list[NewJob]:
     """The asset (its row and its file) and JOBS queued jobs on it: the same rows whichever system drains them."""
     asset_id = uuid.uuid4()
     key = f"{asset_id}.jpg"
-    uploads = LocalStore(WORK_DIR / "uploads")
+    uploads = LocalStore(UPLOADS)
     await uploads.ensure_root()  # a fresh checkout has no var/bench/uploads: this benchmark may run alone
     await uploads.put(key, PHOTO)
     await insert_asset(

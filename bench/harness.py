@@ -36,6 +36,7 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/luster_bench")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 WORK_DIR = ROOT / "var" / "bench"
+UPLOADS = WORK_DIR / "uploads"  # the photos every API start_api starts keeps
 RESULTS = ROOT / "bench" / "results"
 # Tracing on: every span exported over OTLP/HTTP. Off: the SDK disabled, as if tracing were never set up.
 TRACING_OFF = {"OTEL_SDK_DISABLED": "true"}
@@ -107,7 +108,7 @@ def start_api(
         "DATABASE_URL": DATABASE_URL,
         "AMQP_URL": AMQP_URL,
         "BROKER_PREFIX": f"bench-{name}",
-        "UPLOADS_DIR": str(WORK_DIR / "uploads"),
+        "UPLOADS_DIR": str(UPLOADS),
         "OUTPUTS_DIR": str(WORK_DIR / "outputs"),
         "LOG_LEVEL": "WARNING",
         **extra,
@@ -298,6 +299,8 @@ TRUNCATE_ATTEMPTS = 50
 async def forget_jobs(pool: asyncpg.Pool, *tables: str) -> None:
     """No job in flight, as at the first run: an api counts its key's jobs in flight (up to the key's limit,
     and benchmark keys have none) and, with `assets`, its bytes stored today on every limited request.
+    With `assets` their photos go too: the tracing section alone stores some 5,000 photos of 2 MB a run,
+    which a machine running `make bench` now and then would keep until its disk was full.
 
     Emptied, not deleted from: the CI machines run PostgreSQL with autovacuum off, so a DELETE leaves every
     row it removes (and its index entries) for the next run to step over, and each run would be slower than
@@ -314,11 +317,21 @@ async def forget_jobs(pool: asyncpg.Pool, *tables: str) -> None:
                 await connection.execute("SET LOCAL lock_timeout = '200ms'")
                 await connection.execute(statement)
             await pool.execute("CHECKPOINT")
+            if "assets" in tables:
+                await asyncio.to_thread(_empty, UPLOADS)
             return
         except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
             if attempt == TRUNCATE_ATTEMPTS:
                 raise
             await asyncio.sleep(random.uniform(0.05, 0.3))  # out of step with whatever held the tables
+
+
+def _empty(directory: Path) -> None:
+    """Every file in `directory`, which stays: the APIs that write there are still running."""
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if not entry.is_dir():
+                entry.unlink(missing_ok=True)
 
 
 def save_report(name: str, report: dict[str, Any]) -> None:

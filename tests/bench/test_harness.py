@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
+from bench import harness
 from bench.harness import forget_jobs
 from shared import jobs
 from shared.domain import Style, Tier
@@ -28,3 +31,18 @@ async def test_a_run_starts_from_empty_tables_written_after_a_checkpoint(pool: a
     for table in TABLES:
         assert await pool.fetchval("SELECT pg_relation_size($1::regclass)", table) == 0, table
     assert await pool.fetchval("SELECT checkpoint_lsn FROM pg_control_checkpoint()") > checkpoint_before
+
+
+async def test_forgetting_the_assets_forgets_their_photos_and_only_with_them(
+    pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A make bench run stored some 5,000 photos of 2 MB that every run after it kept."""
+    monkeypatch.setattr(harness, "UPLOADS", tmp_path)
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"photo")
+
+    await forget_jobs(pool)
+    assert photo.exists()
+
+    await forget_jobs(pool, "assets")
+    assert tmp_path.is_dir() and not any(tmp_path.iterdir())
