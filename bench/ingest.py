@@ -460,6 +460,17 @@ before, 0.80× and 0.80× after, inside the machine's spread. What the api's CPU
 those runs, the bare handler's 7.3 to 8.7) holds beyond the bare handler's is mostly the digest (1.1 ms, which
 the bare handler does not take) and the check (1.1 ms, 0.8 of it the structure scan's search for the end
 of the compressed data, a regular expression over 2 MB; numpy does it in 0.54 ms, not taken).
+The held upload (2026-12-07, on a faster machine, where `make bench` at 87d617d measured 0.62×): a py-spy
+profile of the GIL at 64 connections found the event loop's thread holding it 87 % of the time it was held,
+13 % of that in writing the chunks into the upload's growing in-memory buffer, which was copied again each
+time it grew (64 uploads of 2 MB under way: 2.1 ms a photo, measured alone). The chunks are now kept as they
+come and joined once, on the check thread that takes the digest, with the GIL released while it copies
+(services/api/spool.py; 1.0 ms). Side by side in one checkout, three rounds a run, runs alternating: before
+0.66× and 0.62× (Luster 110 to 116 requests/s, 10.0 to 10.7 ms of the api's CPU a photo), after 0.69× and
+0.70× (120 to 128, 9.2 to 10.2 ms). The structure scan by numpy, which releases the GIL where the regular
+expression holds it (a thread running it let the main thread run at 95 % of its speed, against 46 %), was
+measured in the same runs on top of it and taken back out: 0.63× and 0.64×, 10.3 to 11.1 ms a photo; the two
+cores, not the GIL, are what the requests wait for.
 Where the machine's cores go (the four CPU columns, first measured 2026-12-06 at 546a032): at 64 connections
 both systems keep both cores busy, so requests/s is the machine's CPU divided by its CPU per request, and the
 ratio follows the machine column (JSON: Luster 3,055 µs a request, the bare handler 1,072, ratio 0.34×; by

@@ -5,13 +5,21 @@ A photo held in memory is written once, to the store; one that waits on disk is 
 back for the check and read again for the store, in a thread hop per chunk: for a 2 MB photo that was a third
 of the api's CPU. The budget (UPLOAD_MEMORY_BYTES) bounds what every upload under way holds in memory
 together, however many arrive at once: past it, an upload continues on disk.
+
+In memory the chunks are kept as they came and joined once, on a thread, when the upload is whole: written
+into a growing buffer instead, each of 64 uploads under way was copied again and again as its buffer grew
+(2.1 ms of the event loop's thread a 2 MB photo, against 1.0 ms for the one join, which also releases the
+GIL while it copies).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import BinaryIO
 
 
@@ -33,40 +41,48 @@ class MemoryBudget:
 
 
 class Spool:
-    """One upload's bytes: in memory while the budget lends them, then in a temporary file (all of them)."""
+    """One upload's bytes: in memory while the budget lends them, then in a temporary file (all of them).
+
+    Written chunk by chunk, then sealed once it is all here; only a sealed spool has a file to read.
+    """
 
     def __init__(self, budget: MemoryBudget) -> None:
         self._budget = budget
         self._borrowed = 0
-        self._memory: io.BytesIO | None = io.BytesIO()
+        self._chunks: list[bytes] | None = []
+        self._memory: io.BytesIO | None = None
         self._disk: io.BufferedRandom | None = None
 
     async def write(self, chunk: bytes) -> None:
-        if self._memory is not None and self._budget.borrow(len(chunk)):
+        if self._chunks is not None and self._budget.borrow(len(chunk)):
             self._borrowed += len(chunk)
-            self._memory.write(chunk)
+            self._chunks.append(chunk)
             return
-        if self._memory is not None:  # past the budget: everything so far, and the rest, on disk
-            # The thread gets bytes of its own: a request cancelled meanwhile closes the memory under it.
-            self._disk = await asyncio.to_thread(_temporary_file_holding, self._memory.getvalue())
-            self._memory.close()
-            self._memory = None
+        if self._chunks is not None:  # past the budget: everything so far, and the rest, on disk
+            # The thread gets a list of its own: a request cancelled meanwhile drops the spool's.
+            self._disk = await asyncio.to_thread(_temporary_file_holding, list(self._chunks))
+            self._chunks = None
             self._give_back()
         assert self._disk is not None
         await asyncio.to_thread(self._disk.write, chunk)
 
-    def contents(self) -> bytes | io.BufferedRandom:
-        """What a thread may read while the request waits: the bytes held in memory (a reference of its own,
-        which a request cancelled meanwhile cannot close under it), or the file on disk."""
-        if self._memory is not None:
-            return self._memory.getvalue()
+    async def seal(self, threads: Executor) -> str:
+        """The whole upload's sha256, taken on one of `threads` (a 2 MB photo's is a millisecond of CPU, which on
+        the event loop's thread would serve no other request meanwhile); held in memory, its chunks are joined
+        into one there too."""
+        loop = asyncio.get_running_loop()
+        if self._chunks is not None:
+            whole, digest = await loop.run_in_executor(threads, _joined_with_digest, tuple(self._chunks))
+            self._chunks = None
+            self._memory = io.BytesIO(whole)  # shares `whole`: nothing is copied again
+            return digest
         assert self._disk is not None
-        return self._disk
+        return await loop.run_in_executor(threads, _file_digest, self._disk)
 
     def file(self) -> BinaryIO:
         """What was written, open at its start."""
         written = self._disk or self._memory
-        assert written is not None
+        assert written is not None, "seal the spool first"
         written.seek(0)
         return written
 
@@ -74,6 +90,7 @@ class Spool:
         for file in (self._memory, self._disk):
             if file is not None:
                 file.close()
+        self._chunks = None
         self._give_back()
 
     def _give_back(self) -> None:
@@ -81,7 +98,17 @@ class Spool:
         self._borrowed = 0
 
 
-def _temporary_file_holding(data: bytes) -> io.BufferedRandom:
+def _joined_with_digest(chunks: Sequence[bytes]) -> tuple[bytes, str]:
+    whole = b"".join(chunks)
+    return whole, hashlib.sha256(whole).hexdigest()
+
+
+def _file_digest(file: io.BufferedRandom) -> str:
+    file.seek(0)
+    return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _temporary_file_holding(chunks: Sequence[bytes]) -> io.BufferedRandom:
     file = tempfile.TemporaryFile()  # noqa: SIM115 - the spool owns it; its close() closes it
-    file.write(data)
+    file.writelines(chunks)
     return file
