@@ -59,8 +59,7 @@ class Spool:
             self._chunks.append(chunk)
             return
         if self._chunks is not None:  # past the budget: everything so far, and the rest, on disk
-            # The thread gets a list of its own: a request cancelled meanwhile drops the spool's.
-            self._disk = await asyncio.to_thread(_temporary_file_holding, list(self._chunks))
+            self._disk = await asyncio.to_thread(_temporary_file_holding, self._chunks)
             self._chunks = None
             self._give_back()
         assert self._disk is not None
@@ -72,7 +71,8 @@ class Spool:
         into one there too."""
         loop = asyncio.get_running_loop()
         if self._chunks is not None:
-            whole, digest = await loop.run_in_executor(threads, _joined_with_digest, tuple(self._chunks))
+            # A request cancelled meanwhile lets go of the chunks (close); the thread still holds them.
+            whole, digest = await loop.run_in_executor(threads, _joined_with_digest, self._chunks)
             self._chunks = None
             self._memory = io.BytesIO(whole)  # shares `whole`: nothing is copied again
             return digest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,7 +106,7 @@ def joined_on(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     names: list[str] = []
     join = spool._joined_with_digest
 
-    def recording(chunks: tuple[bytes, ...]) -> tuple[bytes, str]:
+    def recording(chunks: Sequence[bytes]) -> tuple[bytes, str]:
         names.append(threading.current_thread().name)
         return join(chunks)
 
