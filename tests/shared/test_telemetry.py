@@ -173,9 +173,6 @@ def _from_client(*, kept: bool) -> dict[str, str]:
     return {"traceparent": f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-{'01' if kept else '00'}"}
 
 
-TRACEPARENT = f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01"
-
-
 @pytest.mark.parametrize(
     ("environment", "setting", "trusted"),
     [("development", None, True), ("production", None, False), ("production", True, True), ("test", False, False)],
@@ -219,7 +216,7 @@ async def test_a_clients_traceparent_continues_only_when_trusted(
     form.add_field("file", _photo(), filename="house.jpg", content_type="image/jpeg")
     form.add_field("prompt", "Test enhancement")
     form.add_field("tier", "free")
-    headers = {"traceparent": TRACEPARENT, "Authorization": f"Bearer {token}"}
+    headers = {**_from_client(kept=True), "Authorization": f"Bearer {token}"}
     response = await api.post("/jobs", data=form, headers=headers)
     assert response.status == 202, await response.text()
     job = (await response.json())["job"]
