@@ -18,6 +18,7 @@ import asyncpg
 
 from tests.chaos.servers import ServerControlError, run_command
 from tests.harness.poll import poll
+from tests.harness.procs import alive
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "cluster.sh"
@@ -123,7 +124,7 @@ class RabbitNode:
         with contextlib.suppress(OSError, ValueError):
             pid = int((self.directory / "pid").read_text().strip())
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            if f"RABBITMQ_CONF_ENV_FILE={self.env_file}".encode() in environ and _alive(pid):
+            if f"RABBITMQ_CONF_ENV_FILE={self.env_file}".encode() in environ and alive(pid):
                 return pid
         return None
 
@@ -177,17 +178,8 @@ class RabbitNode:
         return False
 
 
-def _alive(pid: int) -> bool:
-    """The process runs (a zombie nobody reaped yet does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 async def _gone(pid: int) -> bool:
-    return not _alive(pid)
+    return not alive(pid)
 
 
 NODES: tuple[RabbitNode, ...] = tuple(RabbitNode(f"luster-rabbit-{n}@{RABBIT_HOST}", 5680 + n) for n in (1, 2, 3))

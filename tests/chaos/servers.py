@@ -19,6 +19,7 @@ import structlog
 
 from shared.db import split_database
 from tests.harness.poll import poll
+from tests.harness.procs import parent
 
 log = structlog.get_logger()
 
@@ -132,11 +133,9 @@ def _ancestors(pid: int) -> set[int]:
     found: set[int] = set()
     while pid > 1 and pid not in found:
         found.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        if (above := parent(pid)) is None:
             break
-        pid = int(stat.rpartition(")")[2].split()[1])
+        pid = above
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from shared.domain import Tier
 from tests.chaos.harness import Chaos
 from tests.chaos.size import SIZE
 from tests.chaos.stack import rss_kb
+from tests.harness.procs import children
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(SIZE.timeout(SIZE.backlog))]
 
@@ -31,13 +31,6 @@ class Sample:
     pool_kb: int  # its engine pool processes
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 async def _sample(chaos: Chaos, samples: list[Sample]) -> None:
     while True:
         finished = await chaos.finished()
@@ -45,7 +38,7 @@ async def _sample(chaos: Chaos, samples: list[Sample]) -> None:
             pid = worker.pid
             main = rss_kb(pid) if pid is not None and worker.alive else None
             if pid is not None and main is not None:
-                pool = sum(rss_kb(child) or 0 for child in _children(pid))
+                pool = sum(rss_kb(child) or 0 for child in children(pid))
                 samples.append(Sample(time.time(), finished, main, pool))
         await asyncio.sleep(SAMPLE_EVERY_S)
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
+import sys
 from concurrent.futures import Executor
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +16,8 @@ from services.worker.engines.pool import start_pool
 from services.worker.runner import worker_context
 from services.worker.settings import WorkerSettings
 from shared.errors import DependencyUnavailable
+from tests.harness.poll import poll
+from tests.harness.procs import alive, children
 
 # Asked with a builtin, so that asking imports nothing of Luster's into the process asked. The pause keeps
 # a process busy, so that each question of a batch reaches a process of its own.
@@ -41,6 +48,51 @@ async def test_a_pool_that_does_not_start_in_time_is_an_error() -> None:
         DependencyUnavailable, match=re.escape("the engine's processes (1) did not all start within 0.001 s")
     ):
         await start_pool(1, within=0.001)
+
+
+# A worker in miniature: its pool started and warmed, then nothing until it is killed.
+_WORKER = """
+import asyncio
+from services.worker.engines.pool import start_pool
+
+async def main() -> None:
+    pool = await start_pool(2, within=60)
+    print("warm", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_the_processes_of_a_killed_worker_exit_with_it(tmp_path: Path) -> None:
+    # Its output to a file, not a pipe: its processes inherit it, and a pipe they held open would keep
+    # asyncio waiting for the worker's end as long as they live.
+    said = tmp_path / "worker.out"
+    with said.open("wb") as output:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WORKER, cwd=Path(__file__).parents[2], stdout=output
+        )
+
+    async def warm() -> bool:
+        return said.read_bytes() == b"warm\n"
+
+    try:
+        await poll(warm, within=60, what="the worker's pool to be warm")
+        # The two engine processes and multiprocessing's resource tracker.
+        started = children(worker.pid)
+        assert len(started) == 3, started
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+
+    async def all_gone() -> bool:
+        return not any(alive(pid) for pid in started)
+
+    try:
+        await poll(all_gone, within=30, what=lambda: f"the killed worker's processes to exit: {started}")
+    finally:
+        for pid in filter(alive, started):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.integration

@@ -4,6 +4,9 @@ Processes, not threads: image work is CPU-bound, and a hung engine must not hold
 spawn kind starts its processes only as work arrives, and a new process spends about half a second on
 importing numpy and Pillow and on its first decode; left to the first jobs, a fresh replica (a deploy, a
 scale-out on queue depth) would make each of its first photos wait for that.
+
+A worker that is killed (SIGKILL, the OOM killer) cannot stop its processes, and they would not notice on
+their own: each waits on a call queue whose writing end it holds too. Each watches for its parent instead.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import asyncio
 import io
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.synchronize import Semaphore
 
@@ -29,8 +34,21 @@ def _sample_photo() -> bytes:
     return buffer.getvalue()
 
 
-def _warm(warmed: Semaphore) -> None:
+ORPHAN_CHECK_S = 1.0
+
+
+def _exit_once_orphaned(worker: int) -> None:
+    # Not PR_SET_PDEATHSIG: it fires when the parent's *thread* that started the process ends, and the pool
+    # starts processes from whichever thread submits. An orphan is adopted by another parent, whatever killed
+    # the worker; a job it was running is the worker's to lose, and the broker hands that job out again.
+    while os.getppid() == worker:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(1)
+
+
+def _warm(warmed: Semaphore, worker: int) -> None:
     """Runs first in each process: the pipeline's imports and one tiny photo through it (codecs, caches)."""
+    threading.Thread(target=_exit_once_orphaned, args=(worker,), name="orphan-check", daemon=True).start()
     enhance_sync(EnhanceRequest(_sample_photo(), "", Tier.FREE, Style.DEFAULT), max_pixels=96 * 64)
     warmed.release()
 
@@ -50,7 +68,7 @@ async def start_pool(processes: int, *, within: float) -> ProcessPoolExecutor:
     """A pool of `processes` engine processes, each up and warmed; DependencyUnavailable past `within` s."""
     context = multiprocessing.get_context("spawn")
     warmed = context.Semaphore(0)
-    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_warm, initargs=(warmed,))
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_warm, initargs=(warmed, os.getpid()))
     try:
         # The pool starts a process for each task that finds none idle: these start them all at once.
         for _ in range(processes):
