@@ -29,6 +29,7 @@ from shared.apikeys import create_key
 from shared.db import split_database
 from shared.migrate import migrate
 from shared.topology import Topology
+from tests.harness.procs import descendants, stat_fields
 from tests.worker.photos import encode, house
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,25 +188,19 @@ async def cleanup_broker(names: Sequence[str]) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used, all its threads, from Linux's /proc: what a busy
-    machine's wall clock cannot blur."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    machine's wall clock cannot blur. ProcessLookupError once it is gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """`cpu_seconds` of a process and of every process under it (Dramatiq's workers are its children)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):  # ended since the listing
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-                children.setdefault(parent, []).append(int(entry.name))
-    total, unvisited = 0.0, [pid]
-    while unvisited:
-        process = unvisited.pop()
-        with contextlib.suppress(OSError):
+    total = 0.0
+    for process in (pid, *descendants(pid)):
+        with contextlib.suppress(OSError):  # ended since the listing
             total += cpu_seconds(process)
-        unvisited.extend(children.get(process, ()))
     return total
 
 
