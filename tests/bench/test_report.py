@@ -253,6 +253,7 @@ def test_drain_reports_each_consumer_the_ratio_and_both_targets() -> None:
     text = page(drain.section(DRAIN))
     assert "| Luster | 181.5 | 183.5, 172.4 |" in text
     assert "Luster ÷ the faster baseline (Dramatiq): **0.98×**" in text
+    assert "of the same cycle: 1.0×, 0.93× (median 0.97×; the target is judged on the medians above)" in text
     assert "| Luster | 2,644 | 1,030 | 750 | 4,944 |" in text
     assert "| Celery | 4,102 | 1,030 | 750 | 6,402 |" in text
     assert "| p50 | 4.81 ms | 4.98 ms | **4.9 ms** (target ≤ 5.0 ms) |" in text
