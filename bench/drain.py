@@ -460,7 +460,7 @@ def section(report: Report | None) -> Section:
             [(system.capitalize(), rate, ", ".join(map(str, rounds[system]))) for system, rate in rates.items()],
         ),
         f"Luster ÷ the faster baseline ({faster.capitalize()}): **{ratio}×**; the rounds lie within "
-        f"±{spread:.0f} % of their medians. {_cycles(rounds, faster)}",
+        f"±{spread:.0f} % of their medians.{_cycles(rounds, faster)}",
         _cpu_table(report),
         _idle_table(report),
         WHY,
@@ -481,7 +481,7 @@ def _cycles(rounds: dict[str, list[float]], faster: str) -> str:
     if not ratios:
         return ""
     return (
-        f"Cycle by cycle, against {faster.capitalize()}'s round of the same cycle: "
+        f" Cycle by cycle, against {faster.capitalize()}'s round of the same cycle: "
         f"{', '.join(f'{ratio}×' for ratio in ratios)} (median {statistics.median(ratios):.2f}×; the target is "
         "judged on the medians above)."
     )
