@@ -439,7 +439,7 @@ each); a prefetch of twice the slots instead of one beyond them, 202 against 212
 interval of 0.5 ms instead of 5, 182 against 199 (four each). In all 26 rounds jobs/s times the machine's CPU a
 job came to 1.47 to 1.55 cores: the drain is bound by the CPU each job costs, not by any one wait, so it moves
 with how fast the machine is that minute (the same code drained 172 to 320 jobs/s within the hour, its worker
-spending 2,584 to 4,924 µs of CPU a job), and only less CPU a job raises it. In the worker py-spy (samples
+spending 2,584 to 4,924 µs of CPU a job), and only less CPU a job raises it. In the worker, py-spy (samples
 holding the GIL, one round) finds no one place to cut: the two transitions take 27 % of its Python time
 (asyncpg 11 %), publishing the events 12 %, the no-op engine's re-encode 8 %, reading and writing photos 7 %.
 """
@@ -460,7 +460,7 @@ def section(report: Report | None) -> Section:
             [(system.capitalize(), rate, ", ".join(map(str, rounds[system]))) for system, rate in rates.items()],
         ),
         f"Luster ÷ the faster baseline ({faster.capitalize()}): **{ratio}×**; the rounds lie within "
-        f"±{spread:.0f} % of their medians.{_cycles(rounds, faster)}",
+        f"±{spread:.0f} % of their medians. {_cycles(rounds, faster)}",
         _cpu_table(report),
         _idle_table(report),
         WHY,
@@ -477,11 +477,9 @@ def section(report: Report | None) -> Section:
 def _cycles(rounds: dict[str, list[float]], faster: str) -> str:
     """Each Luster round against the faster baseline's round of the same cycle, a minute apart at most: the
     machine's speed moves all three together from minute to minute, which these ratios do not see."""
-    ratios = [round(luster / baseline, 2) for luster, baseline in zip(rounds["luster"], rounds[faster], strict=False)]
-    if not ratios:
-        return ""
+    ratios = [round(luster / baseline, 2) for luster, baseline in zip(rounds["luster"], rounds[faster], strict=True)]
     return (
-        f" Cycle by cycle, against {faster.capitalize()}'s round of the same cycle: "
+        f"Cycle by cycle, against {faster.capitalize()}'s round of the same cycle: "
         f"{', '.join(f'{ratio}×' for ratio in ratios)} (median {statistics.median(ratios):.2f}×; the target is "
         "judged on the medians above)."
     )

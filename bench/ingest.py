@@ -486,9 +486,8 @@ that does it too. No server meets the photo's p50 of 4.5 ms at 2 connections her
 13 to 21 ms on the machines measured (receiving, writing and fsyncing 2 MB).
 Receiving is the small part of it: an aiohttp handler that reads the 2 MB form and keeps nothing answered at
 p50 1.8 ms at one connection, the same handler writing the photo as the bare one does at 15 ms (2026-12-07,
-wrk, 5 s each); a 2 MB write and fsync alone took 2.4 to
-9.1 ms (medians of 40) on this disk within the hour, by what it had written just before, and an accepted photo
-must be on disk before its answer.
+wrk, 5 s each); a 2 MB write and fsync alone took 2.4 to 9.1 ms (medians of 40) on this disk within the hour,
+by what it had written just before, and an accepted photo must be on disk before its answer.
 What each part of the accept path costs the machine, found by taking one away at a time (an experiment of
 2026-12-06, not this page's run: the api started with that part replaced, JSON at 64 connections, two runs of
 6 s each, medians; machine CPU µs a request): all of it 1,740 (934 requests/s); the key's statement run once
