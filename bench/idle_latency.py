@@ -6,6 +6,12 @@ one has succeeded and the worker has sat idle for a moment. The latency of each 
 account: `started_at` (the worker's start transaction) minus `created_at` (the api's insert), so the
 figure covers the api's commit and confirmed publish, the broker's delivery and the worker's claim.
 `bench/drain.py` runs it once a round.
+
+Two of those steps cost the same whoever takes them, and differ from machine to machine with their disks:
+a commit waits for PostgreSQL's WAL flush, and a quorum queue delivers a message only once its log is on disk.
+`floor` times them alone, one at a time as the jobs go (`FLOOR_SAMPLES` each): a one-row INSERT committed
+into a table of its own, and a persistent message of a job.queued's size published to a quorum queue of its
+own until its consumer has it. What the latency holds beyond their sum is Luster's own.
 """
 
 from __future__ import annotations
@@ -14,16 +20,22 @@ import asyncio
 import os
 import signal
 import statistics
+import time
 import uuid
 
+import aio_pika
 import aiohttp
 import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
 
+from bench.harness import AMQP_URL, bench_headers, ready, start_api, upload_asset
 from bench.harness import DATABASE_URL as BENCH_DATABASE_URL
-from bench.harness import bench_headers, ready, start_api, upload_asset
 from tests.harness.poll import poll
 
 JOBS = int(os.environ.get("BENCH_IDLE_JOBS", "200"))
+FLOOR_SAMPLES = 200
+FLOOR_QUEUE = "bench-drain.floor"
+MESSAGE_BYTES = 700  # a job.queued envelope with its trace context
 TARGET_P50_MS = 5.0
 PAUSE_S = 0.05
 NAME, PORT = "drain", 8796
@@ -86,12 +98,58 @@ async def measure(pool: asyncpg.Pool) -> dict[str, float]:
     }
 
 
+async def _commits(pool: asyncpg.Pool) -> list[float]:
+    samples = []
+    async with pool.acquire() as connection:
+        await connection.execute("CREATE TABLE IF NOT EXISTS bench_floor (id uuid PRIMARY KEY)")
+        try:
+            for _ in range(FLOOR_SAMPLES):
+                began = time.perf_counter()
+                await connection.execute("INSERT INTO bench_floor (id) VALUES ($1)", uuid.uuid4())
+                samples.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(PAUSE_S / 5)
+        finally:
+            await connection.execute("DROP TABLE bench_floor")
+    return samples
+
+
+async def _deliveries() -> list[float]:
+    samples: list[float] = []
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        publishing, consuming = await connection.channel(), await connection.channel()
+        queue = await consuming.declare_queue(FLOOR_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+        arrivals: asyncio.Queue[float] = asyncio.Queue()
+
+        async def arrived(message: AbstractIncomingMessage) -> None:
+            arrivals.put_nowait(time.perf_counter())
+            await message.ack()
+
+        await queue.consume(arrived)
+        try:
+            for _ in range(FLOOR_SAMPLES):
+                message = aio_pika.Message(b"x" * MESSAGE_BYTES, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+                began = time.perf_counter()
+                await publishing.default_exchange.publish(message, routing_key=FLOOR_QUEUE)
+                samples.append((await asyncio.wait_for(arrivals.get(), 10) - began) * 1000)
+                await asyncio.sleep(PAUSE_S / 5)
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+    return samples
+
+
+async def floor(pool: asyncpg.Pool) -> dict[str, float]:
+    """Medians in milliseconds of a commit's round trip and a quorum queue's delivery, and their sum."""
+    commit, delivery = statistics.median(await _commits(pool)), statistics.median(await _deliveries())
+    return {"commit_ms": round(commit, 2), "delivery_ms": round(delivery, 2), "sum_ms": round(commit + delivery, 2)}
+
+
 if __name__ == "__main__":
 
     async def _standalone() -> None:
         pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
         try:
-            print(await measure(pool))
+            print(await measure(pool), await floor(pool))
         finally:
             await pool.close()
 

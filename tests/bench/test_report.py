@@ -71,7 +71,7 @@ ENGINE = {
     "reduced_decode_psnr_db": {"6 MP premium": float("inf"), "24 MP free": 49.1},
 }
 IDLE = [{"jobs": 200, "p50_ms": 4.81, "p99_ms": 8.25, "max_ms": 12.0}, {"jobs": 200, "p50_ms": 4.98, "p99_ms": 10.4}]
-DRAIN = {
+DRAIN: dict[str, Any] = {
     "benchmark": "5000 queued no-op jobs",
     "cpus": 2,
     "jobs_per_s": {"luster": 181.5, "dramatiq": 184.3, "celery": 181.4},
@@ -258,6 +258,23 @@ def test_drain_reports_each_consumer_the_ratio_and_both_targets() -> None:
     assert "| Celery | 4,102 | 1,030 | 750 | 6,402 |" in text
     assert "| p50 | 4.81 ms | 4.98 ms | **4.9 ms** (target ≤ 5.0 ms) |" in text
     assert "✗ (drain: Luster drained at 0.98× the jobs/s of dramatiq (target 1.2×))" in text
+
+
+def test_drain_splits_the_idle_latency_into_the_machines_floor_and_lusters_own() -> None:
+    floors = [
+        {"commit_ms": 0.6, "delivery_ms": 1.5, "sum_ms": 2.1},
+        {"commit_ms": 0.7, "delivery_ms": 1.6, "sum_ms": 2.3},
+    ]
+    idle = [{**measured, "floor": floor} for measured, floor in zip(IDLE, floors, strict=True)]
+    report = {
+        **DRAIN,
+        "idle_latency_ms": {**DRAIN["idle_latency_ms"], "floor": 2.2},
+        "rounds": {**DRAIN["rounds"], "idle_latency": idle},
+    }
+    text = page(drain.section(report))
+    assert "| floor: a commit + a quorum queue's delivery | 0.6 + 1.5 ms | 0.7 + 1.6 ms | 2.2 ms |" in text
+    assert "| Luster's own (p50 less the floor) | 2.71 ms | 2.68 ms | 2.70 ms |" in text
+    assert "floor" not in page(drain.section(DRAIN)).split("idle latency, submit")[1].split("Read one run")[0]
 
 
 def test_tracing_throughput_over_budget_names_the_path() -> None:
