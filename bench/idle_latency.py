@@ -125,7 +125,7 @@ async def _deliveries() -> list[float]:
             arrivals.put_nowait(time.perf_counter())
             await message.ack()
 
-        await queue.consume(arrived)
+        tag = await queue.consume(arrived)
         try:
             for _ in range(FLOOR_SAMPLES):
                 message = aio_pika.Message(b"x" * MESSAGE_BYTES, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
@@ -134,6 +134,7 @@ async def _deliveries() -> list[float]:
                 samples.append((await asyncio.wait_for(arrivals.get(), 10) - began) * 1000)
                 await asyncio.sleep(PAUSE_S / 5)
         finally:
+            await queue.cancel(tag)  # before the queue goes, or the broker cancels it with a warning
             await queue.delete(if_unused=False, if_empty=False)
     return samples
 
