@@ -9,7 +9,7 @@ figure covers the api's commit and confirmed publish, the broker's delivery and 
 
 Two of those steps cost the same whoever takes them, and differ from machine to machine with their disks:
 a commit waits for PostgreSQL's WAL flush, and a quorum queue delivers a message only once its log is on disk.
-`floor` times them alone, one at a time as the jobs go (`FLOOR_SAMPLES` each): a one-row INSERT committed
+`floor` times them alone, one at a time and paced as the jobs are (`FLOOR_SAMPLES` each): a one-row INSERT committed
 into a table of its own, and a persistent message of a job.queued's size published to a quorum queue of its
 own until its consumer has it. What the latency holds beyond their sum is Luster's own.
 """
