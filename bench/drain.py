@@ -522,12 +522,13 @@ def _idle_table(report: Report) -> str:
     ]
     if "floor" in idle:  # a report from before the floor was measured has none
         floors = [r["floor"] for r in rounds]
+        own = [r["p50_ms"] - f["sum_ms"] for r, f in zip(rounds, floors, strict=True)]
         rows += [
             ("floor: a commit + a quorum queue's delivery", *(_floor(f) for f in floors), f"{idle['floor']} ms"),
             (
                 "Luster's own (p50 less the floor)",
-                *(f"{r['p50_ms'] - f['sum_ms']:.2f} ms" for r, f in zip(rounds, floors, strict=True)),
-                f"{idle['p50'] - idle['floor']:.2f} ms",
+                *(f"{ms:.2f} ms" for ms in own),
+                f"{statistics.median(own):.2f} ms",
             ),
         ]
     return table(header, rows)

@@ -261,19 +261,23 @@ def test_drain_reports_each_consumer_the_ratio_and_both_targets() -> None:
 
 
 def test_drain_splits_the_idle_latency_into_the_machines_floor_and_lusters_own() -> None:
-    floors = [
-        {"commit_ms": 0.6, "delivery_ms": 1.5, "sum_ms": 2.1},
-        {"commit_ms": 0.7, "delivery_ms": 1.6, "sum_ms": 2.3},
-    ]
-    idle = [{**measured, "floor": floor} for measured, floor in zip(IDLE, floors, strict=True)]
+    measured = [*IDLE, {"jobs": 200, "p50_ms": 4.9, "p99_ms": 9.0}]
+    sums = [(0.6, 1.7, 2.3), (0.5, 1.5, 2.0), (0.7, 1.7, 2.4)]
+    floors = [{"commit_ms": commit, "delivery_ms": delivery, "sum_ms": total} for commit, delivery, total in sums]
     report = {
         **DRAIN,
-        "idle_latency_ms": {**DRAIN["idle_latency_ms"], "floor": 2.2},
-        "rounds": {**DRAIN["rounds"], "idle_latency": idle},
+        "idle_latency_ms": {**DRAIN["idle_latency_ms"], "floor": 2.3},
+        "rounds": {
+            **DRAIN["rounds"],
+            "idle_latency": [{**m, "floor": f} for m, f in zip(measured, floors, strict=True)],
+        },
     }
     text = page(drain.section(report))
-    assert "| floor: a commit + a quorum queue's delivery | 0.6 + 1.5 ms | 0.7 + 1.6 ms | 2.2 ms |" in text
-    assert "| Luster's own (p50 less the floor) | 2.71 ms | 2.68 ms | 2.70 ms |" in text
+    assert (
+        "| floor: a commit + a quorum queue's delivery | 0.6 + 1.7 ms | 0.5 + 1.5 ms | 0.7 + 1.7 ms | 2.3 ms |" in text
+    )
+    # Each round's own share, and the median of those (not the medians' difference: 4.9 - 2.3 = 2.60).
+    assert "| Luster's own (p50 less the floor) | 2.51 ms | 2.98 ms | 2.50 ms | 2.51 ms |" in text
     assert "floor" not in page(drain.section(DRAIN)).split("idle latency, submit")[1].split("Read one run")[0]
 
 
