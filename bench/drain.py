@@ -446,8 +446,8 @@ spending 2,584 to 4,924 µs of CPU a job), and only less CPU a job raises it. In
 holding the GIL, one round) finds no one place to cut: the two transitions take 27 % of its Python time
 (asyncpg 11 %), publishing the events 12 %, the no-op engine's re-encode 8 %, reading and writing photos 7 %.
 
-The idle latency moves with the machine too: 3.4 to 4.5 ms on the machines measured before 2026-12-07, 4.9 to
-5.3 ms that day on an Intel Xeon whose floor (the table's third row) was 2.1 ms. Timing each step there (100
+The idle latency moves with the machine too: 3.4 to 4.5 ms on the machines measured before 2026-12-07, 4.6 to
+5.3 ms that day on an Intel Xeon whose floor (the table's third row) was 2.0 to 2.1 ms. Timing each step there (100
 jobs, probes not kept), from the api's commit: 0.7 ms while the api writes its answer, before the job's
 announcement is published (aiormq hands a publish's frames to a writer task, which sends them a turn of the
 loop later); 0.4 ms to the socket; 2.5 ms through the broker to the worker's reader, against the floor's 1.5 to
