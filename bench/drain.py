@@ -447,11 +447,11 @@ holding the GIL, one round) finds no one place to cut: the two transitions take 
 (asyncpg 11 %), publishing the events 12 %, the no-op engine's re-encode 8 %, reading and writing photos 7 %.
 
 The idle latency moves with the machine too: 3.4 to 4.5 ms on the machines measured before 2026-12-07, 4.6 to
-5.3 ms that day on an Intel Xeon whose floor (the table's third row) was 2.0 to 2.1 ms. Timing each step there (100
-jobs, probes not kept), from the api's commit: 0.7 ms while the api writes its answer, before the job's
+5.3 ms that day on an Intel Xeon whose floor (the table's third row) was 2.0 to 2.1 ms. Timing each step there
+(100 jobs, probes not kept), from the api's commit: 0.7 ms while the api writes its answer, before the job's
 announcement is published (aiormq hands a publish's frames to a writer task, which sends them a turn of the
-loop later); 0.4 ms to the socket; 2.5 ms through the broker to the worker's reader, against the floor's 1.5 to
-1.7 (the worker's process wakes from idle, and its reader passes the frames on); 0.3 ms to the worker's
+loop later); 0.4 ms to the socket; 2.5 ms through the broker to the worker's reader, against the floor's 1.5
+to 1.7 (the worker's process wakes from idle, and its reader passes the frames on); 0.3 ms to the worker's
 callback and 0.6 ms to its BEGIN. Sending the announcement before the answer (two turns of the loop) measured
 0.1 to 0.2 ms sooner as the median of paired runs, within their noise: not kept.
 """

@@ -9,9 +9,9 @@ figure covers the api's commit and confirmed publish, the broker's delivery and 
 
 Two of those steps cost the same whoever takes them, and differ from machine to machine with their disks:
 a commit waits for PostgreSQL's WAL flush, and a quorum queue delivers a message only once its log is on disk.
-`floor` times them alone, one at a time and paced as the jobs are (`FLOOR_SAMPLES` each): a one-row INSERT committed
-into a table of its own, and a persistent message of a job.queued's size published to a quorum queue of its
-own until its consumer has it. What the latency holds beyond their sum is Luster's own.
+`floor` times them alone, one at a time and paced as the jobs are (`FLOOR_SAMPLES` each): a one-row INSERT
+committed into a table of its own, and a persistent message of a job.queued's size published to a quorum queue
+of its own until its consumer has it. What the latency holds beyond their sum is Luster's own.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bench.harness import AMQP_URL, bench_headers, ready, start_api, upload_asset
 from bench.harness import DATABASE_URL as BENCH_DATABASE_URL
+from shared.topology import QUORUM
 from tests.harness.poll import poll
 
 JOBS = int(os.environ.get("BENCH_IDLE_JOBS", "200"))
@@ -118,7 +119,7 @@ async def _deliveries() -> list[float]:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         publishing, consuming = await connection.channel(), await connection.channel()
-        queue = await consuming.declare_queue(FLOOR_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+        queue = await consuming.declare_queue(FLOOR_QUEUE, durable=True, arguments=QUORUM)
         arrivals: asyncio.Queue[float] = asyncio.Queue()
 
         async def arrived(message: AbstractIncomingMessage) -> None:
